@@ -1,0 +1,1 @@
+"""The shared definitions: the landmark scheme, AU sets and the training example."""
