@@ -1,0 +1,183 @@
+"""JAA-Net's losses (paper Eq. 2, 4, 6, 7; ../shared/reference/FACTS.md section 6).
+
+    E = E_au + lambda1 * E_align + lambda2 * E_r,    E_au = E_softmax + E_dice
+
+All functions take (y_true, y_pred) in Keras order, compute in float32 (mixed-precision outputs are
+cast up first) and return a scalar tensor. AU labels are 1 present, 0 absent and
+`schemas.example.UNKNOWN_LABEL` (-1) unknown; unknown entries enter no loss.
+
+Masking and normalisation of the AU losses (E_softmax and E_dice)
+-----------------------------------------------------------------
+The paper averages the per-AU terms over the n_au AUs (1/n_au) and, for a mini-batch, over its B
+samples, i.e. it divides the weighted sum over all B * n_au (sample, AU) entries by B * n_au. With
+unknown labels we divide the weighted sum over the KNOWN entries by the NUMBER of known entries:
+
+    E = sum_{b,i known} w_i * term_{b,i}  /  max(#known entries in the batch, 1)
+
+* With every label known this is exactly the paper's (1/B) sum_b (1/n_au) sum_i w_i term_{b,i}.
+* Each known label carries the same weight w_i whatever else is missing in its row or column: we do
+  not renormalise per sample (that would let a sample with one known label count n_au times) or per
+  AU (one known label of an AU in a batch would count B times), and not by the sum of the weights
+  (that would cancel w_i for a sample with a single known label and undo the class weighting).
+* A batch whose labels are all unknown gives exactly 0 (and zero gradients), never NaN.
+"""
+import numpy as np
+from keras import ops
+
+from schemas.example import UNKNOWN_LABEL
+
+# Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (Keras' own default epsilon;
+# 1 - 1e-7 is representable in float32). The clip keeps losses and gradients finite at 0 and 1.
+EPSILON = 1e-7
+# Dice smooth term (the paper's epsilon in Eq. 7; FACTS section 6: 1).
+DICE_SMOOTH = 1.0
+# Floor on the inter-ocular distance (pixels) so one corrupt example cannot produce inf/NaN.
+# Real inter-ocular distances in a 176 crop are tens of pixels; the pipeline rejects degenerate faces.
+MIN_INTER_OCULAR = 1e-3
+
+LOSS_NAMES = ("loss", "au_softmax", "au_dice", "align", "refine")
+
+
+def au_loss_weights(occurrence_rates) -> np.ndarray:
+    """Per-AU loss weights w_i = (1/r_i) * n_au / sum_k (1/r_k) (paper Sec. 3.4; they sum to n_au).
+
+    occurrence_rates: 1-D sequence, r_i = share of frames with AU i present among the frames where
+    AU i is known, in the training split. Every rate must lie in (0, 1].
+    """
+    rates = np.asarray(occurrence_rates, dtype=np.float64)
+    if rates.ndim != 1 or rates.size == 0:
+        raise ValueError(f"occurrence_rates must be a non-empty 1-D sequence, got shape {rates.shape}")
+    for index, rate in enumerate(rates):
+        if not np.isfinite(rate) or rate <= 0.0 or rate > 1.0:
+            why = ("the AU never occurs in the training split, so its weight 1/r is infinite"
+                   if rate == 0 else "a rate must lie in (0, 1]")
+            raise ValueError(f"occurrence rate of AU index {index} is {rate!r}: {why}")
+    inverse = 1.0 / rates
+    return (inverse * rates.size / inverse.sum()).astype(np.float32)
+
+
+def _au_weights(weights):
+    if weights is None:
+        return ops.ones((), dtype="float32")  # broadcasts: every AU weighted 1
+    return ops.cast(ops.convert_to_tensor(weights), "float32")
+
+
+def _masked_weighted_mean(terms, labels, weights):
+    """sum over known (sample, AU) entries of w_i * term / number of known entries (module doc)."""
+    known = ops.cast(ops.not_equal(labels, UNKNOWN_LABEL), "float32")
+    total = ops.sum(terms * weights * known)
+    return total / ops.maximum(ops.sum(known), 1.0)
+
+
+def _au_inputs(labels, probabilities):
+    labels = ops.convert_to_tensor(labels)
+    probabilities = ops.cast(probabilities, "float32")
+    # Unknown entries get target 0 so their (masked-out) terms stay finite.
+    targets = ops.cast(ops.where(ops.equal(labels, UNKNOWN_LABEL), 0, labels), "float32")
+    return labels, targets, probabilities
+
+
+def au_softmax_loss(labels, probabilities, weights=None, epsilon: float = EPSILON):
+    """Weighted multi-label softmax loss E_softmax (Eq. 6), masked.
+
+    labels: (B, n_au) int, 1 / 0 / -1 (unknown). probabilities: (B, n_au) P(present) = the second
+    class of each AU's 2-way softmax, so P(absent) = 1 - P(present). weights: (n_au,) w_i or None
+    (all 1). Per entry: -w_i [p log p_hat + (1 - p) log(1 - p_hat)], p_hat clipped to
+    [epsilon, 1 - epsilon]; normalised over the known entries as the module docstring says.
+    """
+    labels, targets, probabilities = _au_inputs(labels, probabilities)
+    clipped = ops.clip(probabilities, epsilon, 1.0 - epsilon)
+    cross_entropy = -(targets * ops.log(clipped) + (1.0 - targets) * ops.log(1.0 - clipped))
+    return _masked_weighted_mean(cross_entropy, labels, _au_weights(weights))
+
+
+def au_dice_loss(labels, probabilities, weights=None, smooth: float = DICE_SMOOTH):
+    """Weighted multi-label Dice loss E_dice (Eq. 7), per sample and AU, masked.
+
+    Per entry: w_i * (1 - (2 p p_hat + smooth) / (p^2 + p_hat^2 + smooth)), smooth = 1 (paper);
+    normalised over the known entries as the module docstring says. (The PyTorch release pools the
+    Dice over the batch per AU; FACTS section 6 and the paper's notation take it per sample.)
+    """
+    labels, targets, probabilities = _au_inputs(labels, probabilities)
+    dice = 1.0 - (2.0 * targets * probabilities + smooth) / (
+        ops.square(targets) + ops.square(probabilities) + smooth)
+    return _masked_weighted_mean(dice, labels, _au_weights(weights))
+
+
+def alignment_loss(true_landmarks, predicted_landmarks, inter_ocular):
+    """Face alignment loss E_align (Eq. 2), mean over the batch.
+
+    Per image: sum over the 2 * n_align coordinates of (y - y_hat)^2 / (2 d^2), d the ground-truth
+    inter-ocular distance of that same image (floored at MIN_INTER_OCULAR).
+    true_landmarks, predicted_landmarks: (B, 2 * n_align), x0, y0, x1, y1, ... in the same pixel
+    units as inter_ocular (B,).
+    """
+    true_landmarks = ops.cast(true_landmarks, "float32")
+    predicted_landmarks = ops.cast(predicted_landmarks, "float32")
+    distance = ops.maximum(ops.reshape(ops.cast(inter_ocular, "float32"), (-1,)), MIN_INTER_OCULAR)
+    squared = ops.sum(ops.square(true_landmarks - predicted_landmarks), axis=-1)
+    return ops.mean(squared / (2.0 * ops.square(distance)))
+
+
+def attention_refine_loss(initial_maps, refined_maps, epsilon: float = EPSILON):
+    """Attention refinement constraint E_r (Eq. 4), mean over the batch.
+
+    initial_maps: (B, F, F, n_au) targets v in [0, 1]; refined_maps: same shape, the refinement
+    branch's sigmoid outputs v_hat (clipped to [epsilon, 1 - epsilon] for the log). Per image:
+    -sum over AUs and map points of [v log v_hat + (1 - v) log(1 - v_hat)] (SUMMED, as the paper;
+    the PyTorch release averages over points and compensates with lambda2 = 1e-4 instead of 1e-7).
+    """
+    targets = ops.cast(initial_maps, "float32")
+    clipped = ops.clip(ops.cast(refined_maps, "float32"), epsilon, 1.0 - epsilon)
+    cross_entropy = -(targets * ops.log(clipped) + (1.0 - targets) * ops.log(1.0 - clipped))
+    per_image = ops.sum(ops.reshape(cross_entropy, (ops.shape(cross_entropy)[0], -1)), axis=-1)
+    return ops.mean(per_image)
+
+
+class JaaNetLoss:
+    """The full objective E = E_softmax + E_dice + lambda_align * E_align + lambda_refine * E_r.
+
+    config: a JaaNetConfig (uses num_aus, lambda_align, lambda_refine, attention_refinement).
+    au_weights: (n_au,) w_i, e.g. au_loss_weights(rates), or None for all 1.
+    lambda_align / lambda_refine: None takes the config's value (the alignment stage passes 1.0).
+
+    __call__(y_true, y_pred) -> {"loss", "au_softmax", "au_dice", "align", "refine"}, float32 scalars.
+      y_true: "au" (B, n_au) int with -1 unknown, "landmarks" (B, 98), "inter_ocular" (B,).
+      y_pred: the model's output dict: "au_probability", "landmarks", "attention",
+              "attention_initial". With config.attention_refinement False the refined maps are not
+              learned, E_r is not computed and "refine" is 0 (the attention keys may be absent).
+    """
+
+    def __init__(self, config, au_weights=None, lambda_align=None, lambda_refine=None):
+        self.config = config
+        num_aus = config.num_aus
+        if au_weights is None:
+            au_weights = np.ones((num_aus,), np.float32)
+        self.au_weights = np.asarray(au_weights, np.float32).reshape(-1)
+        if self.au_weights.shape != (num_aus,):
+            raise ValueError(f"au_weights has {self.au_weights.size} values; the config has {num_aus} AUs")
+        if not np.all(np.isfinite(self.au_weights)) or np.any(self.au_weights < 0):
+            raise ValueError(f"au_weights must be finite and non-negative, got {self.au_weights}")
+        self.lambda_align = float(config.lambda_align if lambda_align is None else lambda_align)
+        self.lambda_refine = float(config.lambda_refine if lambda_refine is None else lambda_refine)
+        self.refinement = bool(getattr(config, "attention_refinement", True))
+
+    def __call__(self, y_true: dict, y_pred: dict) -> dict:
+        labels = y_true["au"]
+        probabilities = y_pred["au_probability"]
+        parts = {
+            "au_softmax": au_softmax_loss(labels, probabilities, self.au_weights),
+            "au_dice": au_dice_loss(labels, probabilities, self.au_weights),
+            "align": alignment_loss(y_true["landmarks"], y_pred["landmarks"], y_true["inter_ocular"]),
+        }
+        if self.refinement:
+            parts["refine"] = attention_refine_loss(y_pred["attention_initial"], y_pred["attention"])
+        else:
+            parts["refine"] = ops.zeros((), dtype="float32")
+        total = (parts["au_softmax"] + parts["au_dice"] + self.lambda_align * parts["align"]
+                 + self.lambda_refine * parts["refine"])
+        return {"loss": total, **parts}
+
+    def __repr__(self):
+        return (f"JaaNetLoss(num_aus={self.au_weights.size}, lambda_align={self.lambda_align}, "
+                f"lambda_refine={self.lambda_refine}, refinement={self.refinement})")
