@@ -1,0 +1,97 @@
+"""One dataclass describes a JAA-Net; presets for BP4D and DISFA, ablations are fields.
+
+Numbers are from ../shared/reference/FACTS.md (sections 3-6) unless a comment says otherwise.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+from schemas.face import AU_SETS, NUM_LANDMARKS
+
+REGION_LAYERS = ("hmr", "region")
+INITIAL_ATTENTIONS = ("gaussian", "uniform")
+LOCAL_MERGES = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class JaaNetConfig:
+    aus: tuple[int, ...]
+    num_landmarks: int = NUM_LANDMARKS
+    crop_size: int = 176
+    # c in the paper: the first region layer has 4c channels, the second 8c; the feature stacks
+    # 12c, 16c, 20c (96, 128, 160 at c = 8).
+    width_unit: int = 8
+    hidden_units: int = 512   # d, the width of the alignment and AU heads' hidden layer
+    zeta: float = 0.14        # half box size of an AU attention region, relative to the map
+    xi: float = 0.56          # decay of the initial attention inside the box
+    lambda_align: float = 0.5    # lambda1 of stage 1 (the alignment stage uses 1)
+    lambda_refine: float = 1e-7  # lambda2, paper value with E_r summed over map points
+    lambda_enhance: float = 2.0  # lambda3, the back-propagation enhancement of Eq. 5
+    # Ablations (the paper's Table 4 rows are combinations of these).
+    region_layer: str = "hmr"          # "hmr": hierarchical multi-scale; "region": DRML's 8x8 layer
+    attention_refinement: bool = True
+    gradient_enhancement: bool = True
+    initial_attention: str = "gaussian"  # "uniform" = the paper's "w/o GA" (xi = 0)
+    local_merge: str = "sum"             # paper and Caffe sum the AU branches; PyTorch averages
+
+    def __post_init__(self):
+        if self.region_layer not in REGION_LAYERS:
+            raise ValueError(f"region_layer must be one of {REGION_LAYERS}, got {self.region_layer!r}")
+        if self.initial_attention not in INITIAL_ATTENTIONS:
+            raise ValueError(
+                f"initial_attention must be one of {INITIAL_ATTENTIONS}, got {self.initial_attention!r}")
+        if self.local_merge not in LOCAL_MERGES:
+            raise ValueError(f"local_merge must be one of {LOCAL_MERGES}, got {self.local_merge!r}")
+        if self.crop_size % 16:
+            # The second region layer cuts a crop/2 map into 8x8 patches.
+            raise ValueError(f"crop_size must be a multiple of 16, got {self.crop_size}")
+        if self.width_unit < 1 or not self.aus:
+            raise ValueError("width_unit must be >= 1 and aus must name at least one AU")
+
+    @property
+    def num_aus(self) -> int:
+        return len(self.aus)
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the region-learning output ("pool2") and of the refined attention maps."""
+        return self.crop_size // 4
+
+    @property
+    def initial_map_size(self) -> int:
+        """Initial maps are drawn 8 larger: four unpadded 3x3 convolutions shrink them back."""
+        return self.feature_size + 8
+
+    @property
+    def region_channels(self) -> tuple[int, int]:
+        return 4 * self.width_unit, 8 * self.width_unit
+
+    @property
+    def stack_channels(self) -> tuple[int, int, int]:
+        return 12 * self.width_unit, 16 * self.width_unit, 20 * self.width_unit
+
+    def replace(self, **overrides) -> "JaaNetConfig":
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "JaaNetConfig":
+        values = dict(values)
+        values["aus"] = tuple(values["aus"])
+        return cls(**values)
+
+
+PRESETS = {
+    "bp4d": JaaNetConfig(aus=AU_SETS["bp4d"]),
+    "disfa": JaaNetConfig(aus=AU_SETS["disfa"]),
+}
+
+
+def preset(name: str, **overrides) -> JaaNetConfig:
+    """The named preset ("bp4d" or "disfa"), with any field overridden."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    return base.replace(**overrides)

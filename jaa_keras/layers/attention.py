@@ -1,0 +1,148 @@
+"""Adaptive attention learning: initial AU maps, their refinement, and the local AU features."""
+import numpy as np
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from jaa_keras.au_centres import au_centres, centre_rules
+from jaa_keras.layers.common import batch_norm, grouped_conv
+from jaa_keras.layers.grouping import split_groups, stack_groups
+from jaa_keras.layers.stacks import FeatureStacks
+
+
+def enhance_gradient(x, factor: float):
+    """Identity forward; the gradient flowing back through it is multiplied by `factor`.
+
+    Placed on the path from the refined maps into the local AU branches only, so the gradient of
+    E_au reaching the maps is scaled by lambda3 (paper Eq. 5) and that of E_r is not.
+    """
+
+    @tf.custom_gradient
+    def scaled_identity(value):
+        return tf.identity(value), lambda upstream: upstream * factor
+
+    return scaled_identity(x)
+
+
+@keras.saving.register_keras_serializable(package="jaa_keras")
+class InitialAttentionMaps(layers.Layer):
+    """AU attention maps drawn from landmarks (paper Eq. 3 as the released code draws them).
+
+    Each AU centre, scaled to the map and rounded to a pixel, gets a (2*half+1)^2 box with
+    v = 1 - manhattan_distance * xi / (map_size * zeta); zero elsewhere; the maximum where two boxes
+    overlap. Returns the maps at `map_size` (input of the refinement) and nearest-neighbour
+    resampled to `target_size` (the E_r target). No weights and no gradient.
+    """
+
+    def __init__(self, aus, crop_size: int, map_size: int, target_size: int,
+                 zeta: float, xi: float, **kwargs):
+        super().__init__(**kwargs)
+        self.aus = tuple(aus)
+        centre_rules(self.aus)  # fail early on an AU without a rule
+        self.crop_size, self.map_size, self.target_size = crop_size, map_size, target_size
+        self.zeta, self.xi = zeta, xi
+        self.half_box = round((map_size - 1) / 2 * zeta)
+        # PyTorch's nearest-neighbour resize: target pixel i reads source pixel floor(i * scale).
+        self.target_index = np.floor(np.arange(target_size) * map_size / target_size).astype(np.int32)
+
+    def call(self, landmarks):
+        landmarks = ops.stop_gradient(ops.cast(landmarks, "float32"))
+        centres = ops.round(au_centres(landmarks, self.aus) * (self.map_size / self.crop_size))
+        grid = ops.arange(self.map_size, dtype="float32")
+        dx = ops.abs(grid - centres[..., 0:1])  # (B, n_au, 2, map)
+        dy = ops.abs(grid - centres[..., 1:2])
+        inside = ops.logical_and(dy[..., :, None] <= self.half_box, dx[..., None, :] <= self.half_box)
+        value = 1.0 - (dy[..., :, None] + dx[..., None, :]) * (self.xi / (self.map_size * self.zeta))
+        maps = ops.max(ops.where(inside, value, 0.0), axis=2)  # (B, n_au, map, map)
+        maps = ops.transpose(maps, (0, 2, 3, 1))
+        target = ops.take(ops.take(maps, self.target_index, axis=1), self.target_index, axis=2)
+        return maps, target
+
+    def compute_output_shape(self, input_shape):
+        batch, n = input_shape[0], len(self.aus)
+        return (batch, self.map_size, self.map_size, n), (batch, self.target_size, self.target_size, n)
+
+    def get_config(self):
+        return {**super().get_config(), "aus": self.aus, "crop_size": self.crop_size,
+                "map_size": self.map_size, "target_size": self.target_size,
+                "zeta": self.zeta, "xi": self.xi}
+
+
+@keras.saving.register_keras_serializable(package="jaa_keras")
+class AttentionRefinement(layers.Layer):
+    """Per AU: three unpadded 3x3 conv-BN-ReLU and an unpadded 3x3 conv to one map, sigmoid.
+
+    All AUs run side by side as grouped convolutions; the map shrinks by 8 (52 -> 44 at crop 176).
+    """
+
+    def __init__(self, num_aus: int, filters: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_aus, self.filters = num_aus, filters
+        self.convs = [grouped_conv(filters, num_aus, f"conv{i + 1}", padding="valid") for i in range(3)]
+        self.norms = [batch_norm(f"norm{i + 1}") for i in range(3)]
+        self.output_conv = grouped_conv(1, num_aus, "conv4", padding="valid")
+
+    def build(self, input_shape):
+        batch, size, _, _ = input_shape
+        shape = input_shape
+        for conv, norm in zip(self.convs, self.norms):
+            conv.build(shape)
+            size -= 2
+            shape = (batch, size, size, self.num_aus * self.filters)
+            norm.build(shape)
+        self.output_conv.build(shape)
+
+    def call(self, maps, training=None):
+        x = maps
+        for conv, norm in zip(self.convs, self.norms):
+            x = ops.relu(norm(conv(x), training=training))
+        return ops.sigmoid(self.output_conv(x))
+
+    def get_config(self):
+        return {**super().get_config(), "num_aus": self.num_aus, "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="jaa_keras")
+class AdaptiveAttention(layers.Layer):
+    """The adaptive attention learning module: from the region features and the predicted
+    landmarks to one local AU feature map (all AU branches merged), the refined maps and the
+    initial maps at the refined maps' size.
+    """
+
+    def __init__(self, aus, crop_size: int, width_unit: int, zeta: float, xi: float,
+                 refinement: bool = True, enhancement: float | None = 2.0,
+                 merge: str = "sum", **kwargs):
+        super().__init__(**kwargs)
+        self.aus = tuple(aus)
+        self.crop_size, self.width_unit = crop_size, width_unit
+        self.zeta, self.xi = zeta, xi
+        self.refinement, self.enhancement, self.merge = refinement, enhancement, merge
+        feature_size = crop_size // 4
+        self.initial_maps = InitialAttentionMaps(
+            self.aus, crop_size, feature_size + 8, feature_size, zeta, xi, name="initial_maps")
+        self.refine = (AttentionRefinement(len(self.aus), 8 * width_unit, name="refine")
+                       if refinement else None)
+        self.local_stacks = FeatureStacks(
+            (12 * width_unit, 16 * width_unit, 20 * width_unit), stacks=len(self.aus), name="local_stacks")
+
+    def build(self, features_shape, landmarks_shape=None):
+        batch, size, _, channels = features_shape
+        map_shape, _ = self.initial_maps.compute_output_shape((batch, 0))
+        if self.refine is not None:
+            self.refine.build(map_shape)
+        self.local_stacks.build((batch, size, size, len(self.aus) * channels))
+
+    def call(self, features, landmarks, training=None):
+        maps, initial = self.initial_maps(landmarks)
+        refined = self.refine(maps, training=training) if self.refine is not None else initial
+        weighting = refined if self.enhancement is None else enhance_gradient(refined, self.enhancement)
+        # Every AU branch reads the region features weighted by its own map.
+        local = stack_groups(features[..., None, :] * weighting[..., :, None])
+        local = split_groups(self.local_stacks(local, training=training), len(self.aus))
+        local = ops.sum(local, axis=3) if self.merge == "sum" else ops.mean(local, axis=3)
+        return local, refined, initial
+
+    def get_config(self):
+        return {**super().get_config(), "aus": self.aus, "crop_size": self.crop_size,
+                "width_unit": self.width_unit, "zeta": self.zeta, "xi": self.xi,
+                "refinement": self.refinement, "enhancement": self.enhancement, "merge": self.merge}

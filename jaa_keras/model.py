@@ -1,0 +1,108 @@
+"""JAA-Net: region learning, face alignment, global and adaptive-attention AU features, AU head."""
+import keras
+from keras import ops
+
+from jaa_keras.config import JaaNetConfig, preset
+from jaa_keras.layers import (AdaptiveAttention, AlignmentHead, AUHead, FeatureStacks, RegionLayer,
+                              hierarchical_branches, plain_region_branches)
+
+# The paper's modules, by the attribute names of their layers; staged training freezes by module.
+MODULES = {
+    "region": ("region1", "region2"),
+    "alignment": ("alignment_features", "alignment_head"),
+    "global": ("global_features",),
+    "attention": ("attention",),
+    "au_head": ("au_head",),
+}
+LOSS_PARTS = ("au_softmax", "au_dice", "align", "refine")
+
+
+@keras.saving.register_keras_serializable(package="jaa_keras")
+class JaaNet(keras.Model):
+    """Input: (B, crop, crop, 3) RGB in [-1, 1]. Output: a dict with `au_probability` (B, n_au),
+    `landmarks` (B, 2*L) in crop pixels, `attention` and `attention_initial` (B, crop/4, crop/4, n_au).
+    """
+
+    def __init__(self, config: JaaNetConfig | dict, **kwargs):
+        super().__init__(**kwargs)
+        config = JaaNetConfig.from_dict(config) if isinstance(config, dict) else config
+        self.jaa_config = config
+        branches = hierarchical_branches if config.region_layer == "hmr" else plain_region_branches
+        first, second = config.region_channels
+        self.region1 = RegionLayer(first, branches(first), name="region1")
+        self.region2 = RegionLayer(second, branches(second), name="region2")
+        self.alignment_features = FeatureStacks(config.stack_channels, name="alignment_features")
+        self.alignment_head = AlignmentHead(config.num_landmarks, config.hidden_units,
+                                            name="alignment_head")
+        self.global_features = FeatureStacks(config.stack_channels, name="global_features")
+        self.attention = AdaptiveAttention(
+            config.aus, config.crop_size, config.width_unit, config.zeta,
+            xi=config.xi if config.initial_attention == "gaussian" else 0.0,
+            refinement=config.attention_refinement,
+            enhancement=config.lambda_enhance if config.gradient_enhancement else None,
+            merge=config.local_merge, name="attention")
+        self.au_head = AUHead(config.num_aus, config.hidden_units, name="au_head")
+        self.objective = None
+
+    @property
+    def config(self) -> JaaNetConfig:
+        return self.jaa_config
+
+    def call(self, images, training=None):
+        features = self.region2(self.region1(images, training=training), training=training)
+        alignment = self.alignment_features(features, training=training)
+        landmarks = self.alignment_head(alignment)
+        local, refined, initial = self.attention(features, landmarks, training=training)
+        global_features = self.global_features(features, training=training)
+        au_probability = self.au_head(ops.concatenate([alignment, global_features, local], axis=-1))
+        return {"au_probability": au_probability, "landmarks": landmarks,
+                "attention": refined, "attention_initial": initial}
+
+    def module_layers(self, module: str) -> list:
+        """The layers of one of the paper's modules: region, alignment, global, attention, au_head."""
+        try:
+            return [getattr(self, name) for name in MODULES[module]]
+        except KeyError:
+            raise ValueError(f"unknown module {module!r}; choose from {sorted(MODULES)}") from None
+
+    # Training: the objective needs the whole output dict and the inter-ocular distances, so it is
+    # given to compile() as one object rather than as a loss per output.
+    def compile(self, optimizer="sgd", objective=None, **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        self.objective = objective
+        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if self.objective is None:
+            raise ValueError("compile the model with objective=JaaNetLoss(...) before training")
+        parts = self.objective(y, y_pred)
+        for name, tracker in self.part_trackers.items():
+            tracker.update_state(parts[name])
+        total = parts["loss"]
+        if self.losses:
+            total = total + ops.sum(ops.stack(self.losses))
+        return total
+
+    @property
+    def metrics(self):
+        trackers = list(getattr(self, "part_trackers", {}).values())
+        return super().metrics + trackers
+
+    def get_config(self):
+        return {"config": self.jaa_config.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def build_jaanet(preset_or_config: str | JaaNetConfig = "bp4d", **overrides) -> JaaNet:
+    """A built JAA-Net for a preset name ("bp4d", "disfa") or a config, with fields overridden."""
+    if isinstance(preset_or_config, JaaNetConfig):
+        config = preset_or_config.replace(**overrides)
+    else:
+        config = preset(preset_or_config, **overrides)
+    model = JaaNet(config, name=f"jaanet_{len(config.aus)}au")
+    size = config.crop_size
+    model(ops.zeros((1, size, size, 3)), training=False)
+    return model
