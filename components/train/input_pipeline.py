@@ -1,0 +1,179 @@
+"""tf.data over the preprocessed TFRecords: parse, crop, flip, normalise, batch.
+
+Every example goes through `schemas.example.parse_examples` (the one description of an example).
+
+Geometry (FACTS section 7). The aligned face is ALIGNED_SIZE (200) square. At the paper's crop of
+176 the training crop takes offsets 0..24 in x and y and evaluation takes the centre (offset 12).
+For a smaller crop (the synthetic preset) the face is first resized to `resized_size(crop)` =
+round(crop * 200 / 176), so the crop keeps the same share of the face; landmarks and the
+inter-ocular distance are scaled the same way (pixel centres: x' = (x + 0.5) * s - 0.5).
+
+Training: random crop, horizontal flip with p = 0.5: the image is mirrored, landmark x becomes
+(W - 1) - x and the points are reordered by `schemas.face.FLIP_PERMUTATION`. AU labels are not
+permuted: every AU here is bilateral (both of its centres are used), so a mirrored face shows
+the same AUs.
+
+Pixels are RGB scaled to [-1, 1]. Labels: {"au": (n_au,) float32 with -1 unknown,
+"landmarks": (98,) float32 in crop pixels, "inter_ocular": () float32 in crop pixels}.
+
+Determinism: the data order and every random crop/flip of epoch e are a function of (seed, e)
+alone: the file order is shuffled with numpy's RNG, the shuffle buffer gets a fixed seed, and
+each example's augmentation uses stateless random ops seeded by (seed, epoch, its position).
+A training run restarted at epoch e therefore sees exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import glob
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from schemas.example import ALIGNED_SIZE, parse_examples
+from schemas.face import FLIP_PERMUTATION, NUM_LANDMARKS
+
+PAPER_CROP = 176
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def resized_size(crop_size: int) -> int:
+    """Side the aligned face is resized to before cropping (200 at the paper's 176 crop)."""
+    if crop_size >= PAPER_CROP:
+        return ALIGNED_SIZE
+    return int(round(crop_size * ALIGNED_SIZE / PAPER_CROP))
+
+
+def center_offset(crop_size: int) -> int:
+    return (resized_size(crop_size) - crop_size) // 2
+
+
+def part_files(examples_dir: str | os.PathLike, parts) -> list[str]:
+    """The sorted TFRecord files of the given parts (1-based) of a preprocessed dataset."""
+    files = []
+    for part in parts:
+        found = sorted(glob.glob(os.path.join(os.fspath(examples_dir), f"part{part}", "*.tfrecord*")))
+        if not found:
+            from components.base import UserError
+            raise UserError(f"no TFRecord files in {os.path.join(os.fspath(examples_dir), f'part{part}')}; "
+                            "run the preprocess stage first")
+        files.extend(found)
+    return files
+
+
+def normalize_pixels(image_uint8: tf.Tensor) -> tf.Tensor:
+    return tf.cast(image_uint8, tf.float32) / 127.5 - 1.0
+
+
+def _resize(image, landmarks, inter_ocular, crop_size):
+    size = resized_size(crop_size)
+    if size == ALIGNED_SIZE:
+        return tf.cast(image, tf.float32), landmarks, inter_ocular
+    scale = size / ALIGNED_SIZE
+    image = tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear",
+                            antialias=True)
+    landmarks = (landmarks + 0.5) * scale - 0.5
+    return image, landmarks, inter_ocular * scale
+
+
+def center_crop_images(images_uint8: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """(..., 200, 200, 3) uint8 -> (..., crop, crop, 3) float32 in [-1, 1]: evaluation and serving."""
+    size = resized_size(crop_size)
+    images = tf.cast(images_uint8, tf.float32)
+    if size != ALIGNED_SIZE:
+        images = tf.image.resize(images, [size, size], method="bilinear", antialias=True)
+    o = center_offset(crop_size)
+    images = images[..., o:o + crop_size, o:o + crop_size, :]
+    return images / 127.5 - 1.0
+
+
+def crop_landmarks_to_aligned(landmarks: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """Landmarks (..., 98) in centre-crop pixels -> the aligned 200 x 200 frame (serving)."""
+    scale = resized_size(crop_size) / ALIGNED_SIZE
+    return (tf.cast(landmarks, tf.float32) + center_offset(crop_size) + 0.5) / scale - 0.5
+
+
+def aligned_landmarks_to_crop(landmarks: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """Landmarks (..., 98) in the aligned frame -> centre-crop pixels (inverse of the above)."""
+    scale = resized_size(crop_size) / ALIGNED_SIZE
+    return (tf.cast(landmarks, tf.float32) + 0.5) * scale - 0.5 - center_offset(crop_size)
+
+
+def flip_landmarks(landmarks: tf.Tensor, width: int) -> tf.Tensor:
+    """Mirror (98,) landmarks of a `width`-wide image: x -> (W - 1) - x, then permute the points."""
+    points = tf.reshape(landmarks, [NUM_LANDMARKS, 2])
+    points = tf.stack([(width - 1.0) - points[:, 0], points[:, 1]], axis=1)
+    points = tf.gather(points, FLIP_PERMUTATION)
+    return tf.reshape(points, [2 * NUM_LANDMARKS])
+
+
+def transform_example(example: dict, crop_size: int, training: bool, seed=None):
+    """One parsed example -> (image float32 [-1, 1], labels dict). `seed`: stateless (2,) int."""
+    image, landmarks, inter_ocular = _resize(example["image"], example["landmarks"],
+                                             example["inter_ocular"], crop_size)
+    size = resized_size(crop_size)
+    if training:
+        seeds = tf.random.experimental.stateless_split(seed, 2)
+        offsets = tf.random.stateless_uniform([2], seeds[0], 0, size - crop_size + 1, tf.int32)
+        flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+    else:
+        offsets = tf.constant([center_offset(crop_size)] * 2, tf.int32)
+        flip = tf.constant(False)
+    oy, ox = offsets[0], offsets[1]
+    image = tf.slice(image, [oy, ox, 0], [crop_size, crop_size, 3])
+    shift = tf.tile(tf.stack([tf.cast(ox, tf.float32), tf.cast(oy, tf.float32)]), [NUM_LANDMARKS])
+    landmarks = landmarks - shift
+    if training:
+        image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        landmarks = tf.cond(flip, lambda: flip_landmarks(landmarks, crop_size), lambda: landmarks)
+    image = tf.ensure_shape(image / 127.5 - 1.0, [crop_size, crop_size, 3])
+    labels = {"au": tf.cast(example["au"], tf.float32),
+              "landmarks": tf.ensure_shape(landmarks, [2 * NUM_LANDMARKS]),
+              "inter_ocular": tf.cast(inter_ocular, tf.float32)}
+    return image, labels
+
+
+def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_size: int,
+                 seed: int = 0, epoch: int = 0, shuffle_buffer: int = 4096,
+                 drop_remainder: bool = False, keep_metadata: bool = False) -> tf.data.Dataset:
+    """The batched dataset of one epoch (training) or of one pass (evaluation).
+
+    keep_metadata: add "subject", "task", "frame" to the labels dict (for evaluation reports).
+    """
+    files = [os.fspath(f) for f in files]
+    if training:
+        order = np.random.default_rng([seed, epoch]).permutation(len(files))
+        files = [files[i] for i in order]
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type=_compression(f)),
+                       cycle_length=min(4, max(1, len(files))), num_parallel_calls=AUTOTUNE,
+                       deterministic=True)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=_epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+        ds = ds.enumerate()
+        epoch_seed = _epoch_seed(seed, epoch)
+
+        def _map(index, serialized):
+            example = parse_examples(serialized, num_aus)
+            image, labels = transform_example(
+                example, crop_size, True, tf.stack([tf.constant(epoch_seed, tf.int64), index]))
+            return image, labels
+        ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        def _map(serialized):
+            example = parse_examples(serialized, num_aus)
+            image, labels = transform_example(example, crop_size, False)
+            if keep_metadata:
+                labels.update(subject=example["subject"], task=example["task"],
+                              frame=example["frame"])
+            return image, labels
+        ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int((seed * 1_000_003 + epoch * 7_919 + 17) % (2**31 - 1))
+
+
+def _compression(filename: tf.Tensor):
+    # Files written by the pipeline are GZIP (*.tfrecord.gz); plain *.tfrecord also works.
+    return tf.where(tf.strings.regex_full_match(filename, r".*\.gz"), "GZIP", "")

@@ -1,0 +1,117 @@
+"""The tf.data input pipeline: crops, the flip with its landmark permutation, determinism."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.train import input_pipeline as ip
+from schemas.face import AU_SETS, FLIP_PERMUTATION
+from tests._tiny_records import draw_example, mean_face, write_records
+
+AUS = AU_SETS["bp4d"]
+DOT = 22  # left inner eye corner: its mirror partner is 25
+
+
+def _dot_location(image):
+    """Centroid of the bright dot in a [-1, 1] image."""
+    bright = image.mean(-1) > 0.6
+    ys, xs = np.nonzero(bright)
+    assert len(xs), "dot not found"
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.fixture(scope="module")
+def dot_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("records") / "part1" / "a.tfrecord.gz"
+    points = mean_face()
+    points[DOT] = [83.0, 84.0]
+    au = np.arange(len(AUS)) % 2
+    write_records(path, [draw_example(points, au, dot_index=DOT, frame=i) for i in range(48)])
+    return path, points, au
+
+
+def test_flip_moves_the_drawn_point_to_the_permuted_landmark(dot_file):
+    path, points, au = dot_file
+    ds = ip.make_dataset([path], len(AUS), 176, training=True, batch_size=48, seed=3)
+    images, labels = next(iter(ds))
+    landmarks = labels["landmarks"].numpy().reshape(-1, 49, 2)
+    partner = FLIP_PERMUTATION.index(DOT)  # position that holds point DOT after a flip
+    assert partner == 25
+    flips, offsets = 0, set()
+    for image, lm in zip(images.numpy(), landmarks):
+        dot = _dot_location(image)
+        if np.allclose(lm[DOT], dot, atol=0.6):
+            flipped = False
+        else:
+            flipped = True
+            np.testing.assert_allclose(lm[partner], dot, atol=0.6)
+        flips += flipped
+        # The offset recovered from an unflipped landmark (or the mirrored one) is in 0..24.
+        x = lm[partner if flipped else DOT][0]
+        ox = (175 - x) if flipped else x
+        offset = round(points[DOT][0] - ox)
+        assert 0 <= offset <= 24
+        offsets.add(offset)
+    assert 10 <= flips <= 38  # p = 0.5 over 48 draws
+    assert len(offsets) > 5
+    # AU labels are not permuted by the flip; inter-ocular distance unchanged.
+    np.testing.assert_array_equal(labels["au"].numpy(), np.tile(au, (48, 1)))
+    assert np.allclose(labels["inter_ocular"].numpy(), labels["inter_ocular"].numpy()[0])
+
+
+def test_flip_twice_is_identity_and_permutation_is_an_involution():
+    assert all(FLIP_PERMUTATION[FLIP_PERMUTATION[i]] == i for i in range(49))
+    lm = tf.constant(mean_face(jitter=2.0).reshape(-1))
+    np.testing.assert_allclose(ip.flip_landmarks(ip.flip_landmarks(lm, 176), 176), lm, atol=1e-4)
+
+
+def test_evaluation_takes_the_centre_crop(dot_file):
+    path, points, _ = dot_file
+    ds = ip.make_dataset([path], len(AUS), 176, training=False, batch_size=4, keep_metadata=True)
+    images, labels = next(iter(ds))
+    lm = labels["landmarks"].numpy().reshape(-1, 49, 2)
+    np.testing.assert_allclose(lm[0], points - 12, atol=1e-4)
+    np.testing.assert_allclose(_dot_location(images.numpy()[0]), points[DOT] - 12, atol=0.6)
+    assert images.shape == (4, 176, 176, 3)
+    assert -1.0 <= images.numpy().min() and images.numpy().max() <= 1.0
+    assert labels["frame"].numpy().tolist() == [0, 1, 2, 3]
+
+
+def test_smaller_crop_keeps_the_face_share_and_scales_landmarks(dot_file):
+    path, points, _ = dot_file
+    crop = 64
+    size = ip.resized_size(crop)
+    assert size == 73 and ip.center_offset(crop) == 4
+    images, labels = next(iter(ip.make_dataset([path], len(AUS), crop, training=False,
+                                               batch_size=2)))
+    lm = labels["landmarks"].numpy().reshape(-1, 49, 2)[0]
+    s = size / 200
+    np.testing.assert_allclose(lm, (points + 0.5) * s - 0.5 - 4, atol=1e-4)
+    np.testing.assert_allclose(labels["inter_ocular"].numpy()[0],
+                               np.linalg.norm(points[19:25].mean(0) - points[25:31].mean(0)) * s,
+                               rtol=1e-5)
+    # The round trip used by serving.
+    back = ip.crop_landmarks_to_aligned(labels["landmarks"], crop).numpy()[0].reshape(49, 2)
+    np.testing.assert_allclose(back, points, atol=1e-3)
+    # Training crops of a small crop stay inside the resized face.
+    images, labels = next(iter(ip.make_dataset([path], len(AUS), crop, training=True,
+                                               batch_size=48)))
+    assert images.shape == (48, crop, crop, 3)
+
+
+def test_epoch_data_is_a_function_of_seed_and_epoch(dot_file):
+    path, _, _ = dot_file
+    def first_batch(seed, epoch):
+        ds = ip.make_dataset([path, path], len(AUS), 176, training=True, batch_size=16,
+                             seed=seed, epoch=epoch, shuffle_buffer=64)
+        images, labels = next(iter(ds))
+        return labels["landmarks"].numpy()
+    a = first_batch(1, 2)
+    np.testing.assert_array_equal(a, first_batch(1, 2))
+    assert not np.array_equal(a, first_batch(1, 3))
+    assert not np.array_equal(a, first_batch(2, 2))
+
+
+def test_missing_part_is_a_clear_error(tmp_path):
+    from components.base import UserError
+    with pytest.raises(UserError, match="part2"):
+        ip.part_files(tmp_path, [2])
