@@ -5,6 +5,7 @@ from keras import ops
 from jaa_keras.config import JaaNetConfig, preset
 from jaa_keras.layers import (AdaptiveAttention, AlignmentHead, AUHead, FeatureStacks, RegionLayer,
                               hierarchical_branches, plain_region_branches)
+from jaa_keras.metrics import LandmarkMeanError, MaskedMeanF1
 
 # The paper's modules, by the attribute names of their layers; staged training freezes by module.
 MODULES = {
@@ -43,6 +44,10 @@ class JaaNet(keras.Model):
             merge=config.local_merge, name="attention")
         self.au_head = AUHead(config.num_aus, config.hidden_units, name="au_head")
         self.objective = None
+        # Training progress: the objective's parts and the two headline metrics.
+        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+        self.progress_metrics = [MaskedMeanF1(config.num_aus, name="f1"),
+                                 LandmarkMeanError(name="landmark_error")]
 
     @property
     def config(self) -> JaaNetConfig:
@@ -70,7 +75,6 @@ class JaaNet(keras.Model):
     def compile(self, optimizer="sgd", objective=None, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
         self.objective = objective
-        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self.objective is None:
@@ -83,10 +87,14 @@ class JaaNet(keras.Model):
             total = total + ops.sum(ops.stack(self.losses))
         return total
 
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for metric in self.progress_metrics:
+            metric.update_state(y, y_pred)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
     @property
     def metrics(self):
-        trackers = list(getattr(self, "part_trackers", {}).values())
-        return super().metrics + trackers
+        return super().metrics + list(self.part_trackers.values()) + self.progress_metrics
 
     def get_config(self):
         return {"config": self.jaa_config.to_dict(), "name": self.name}

@@ -1,0 +1,283 @@
+"""The network matches the paper and the authors' release: sizes, attention maps, gradients."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+import jaa_keras
+from jaa_keras.layers import (AdaptiveAttention, AttentionRefinement, FeatureStacks,
+                              InitialAttentionMaps, PatchwiseConv, RegionLayer, hierarchical_branches)
+from jaa_keras.losses import JaaNetLoss
+from schemas.face import NUM_LANDMARKS
+
+TINY = dict(width_unit=1, crop_size=32, hidden_units=16)
+
+
+def count(weights) -> int:
+    return sum(int(np.prod(w.shape)) for w in weights)
+
+
+@pytest.fixture(scope="module")
+def bp4d_full():
+    return jaa_keras.build_jaanet("bp4d")
+
+
+# -- sizes -------------------------------------------------------------------------------------
+
+def test_bp4d_preset_has_the_release_parameter_count_per_module(bp4d_full):
+    model = bp4d_full
+    assert count(model.trainable_weights) == 22_162_854
+    assert count(model.non_trainable_weights) == 40_320  # BatchNorm moving statistics
+    per_module = {m: count(w for layer in model.module_layers(m) for w in layer.trainable_weights)
+                  for m in ("region", "alignment", "global", "au_head")}
+    assert per_module == {"region": 1_615_392, "alignment": 2_912_098, "global": 813_312,
+                          "au_head": 6_156_824}
+    refinement = count(model.attention.refine.trainable_weights)
+    local = count(model.attention.local_stacks.trainable_weights)
+    assert (refinement, local) == (905_484, 9_759_744)
+
+
+def test_disfa_preset_has_the_release_parameter_count():
+    assert count(jaa_keras.build_jaanet("disfa").trainable_weights) == 18_603_674
+
+
+@pytest.mark.parametrize("channels", [32, 64])
+def test_hierarchical_convolutions_follow_the_paper_formula(channels):
+    layer = RegionLayer(channels, hierarchical_branches(channels))
+    layer.build((None, 176, 176, 3))
+    c = channels // 4
+    conv_weights = [w for branch in layer.patchwise for w in branch.conv.trainable_weights]
+    assert count(conv_weights) == 4932 * c * c + 148 * c
+
+
+def test_outputs_for_a_176_batch(bp4d_full):
+    outputs = bp4d_full(np.zeros((2, 176, 176, 3), np.float32), training=False)
+    assert {k: tuple(v.shape) for k, v in outputs.items()} == {
+        "au_probability": (2, 12), "landmarks": (2, 98),
+        "attention": (2, 44, 44, 12), "attention_initial": (2, 44, 44, 12)}
+    probability = outputs["au_probability"].numpy()
+    assert np.all((probability >= 0) & (probability <= 1))
+
+
+def test_config_rejects_unusable_values():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        jaa_keras.preset("bp4d", crop_size=100)
+    with pytest.raises(ValueError, match="region_layer"):
+        jaa_keras.preset("bp4d", region_layer="dense")
+    with pytest.raises(ValueError, match="no attention centre rule for AU \\[5\\]"):
+        jaa_keras.build_jaanet("bp4d", aus=(1, 5), **TINY)
+
+
+# -- initial attention maps (FACTS sections 3-4) ------------------------------------------------
+
+def face_with_au1_centres(left, right, ruler=40.0):
+    """Landmarks (crop pixels) whose AU 1 centres land exactly on `left` and `right` (x, y)."""
+    points = np.full((NUM_LANDMARKS, 2), 88.0, np.float32)
+    points[22] = (68.0, 80.0)
+    points[25] = (68.0 + ruler, 80.0)  # inner eye corners: ruler = 40
+    points[4] = (left[0], left[1] + ruler / 2)  # AU 1 sits half a ruler above points 4 and 5
+    points[5] = (right[0], right[1] + ruler / 2)
+    return points.reshape(1, -1)
+
+
+def initial_maps(landmarks, xi=0.56, aus=(1,)):
+    layer = InitialAttentionMaps(aus, crop_size=176, map_size=52, target_size=44, zeta=0.14, xi=xi)
+    maps, target = layer(landmarks)
+    return maps.numpy()[0, ..., 0], target.numpy()[0, ..., 0]
+
+
+def test_initial_map_is_one_at_the_centre_and_decays_by_one_thirteenth_per_step():
+    # 176 crop -> 52 map: x = 88 maps to 26.0, y = 44 to 13.0.
+    maps, _ = initial_maps(face_with_au1_centres(left=(88.0, 44.0), right=(88.0, 44.0)))
+    assert maps[13, 26] == pytest.approx(1.0)
+    assert maps[13, 27] == pytest.approx(1 - 1 / 13)
+    assert maps[15, 28] == pytest.approx(1 - 4 / 13)
+    assert maps[17, 30] == pytest.approx(1 - 8 / 13)  # corner of the 9 x 9 box
+    assert maps[13, 31] == 0 and maps[18, 26] == 0  # outside the box
+    assert np.count_nonzero(maps) == 81
+
+
+def test_overlapping_boxes_take_the_maximum():
+    # Centres 3 map pixels apart (x 20 and 23 on the map): the pixel between takes the larger value.
+    left, right = (20 * 176 / 52, 44.0), (23 * 176 / 52, 44.0)
+    maps, _ = initial_maps(face_with_au1_centres(left, right))
+    assert maps[13, 20] == pytest.approx(1.0) and maps[13, 23] == pytest.approx(1.0)
+    assert maps[13, 22] == pytest.approx(1 - 1 / 13)  # 2 from the left centre, 1 from the right
+    assert maps[13, 21] == pytest.approx(1 - 1 / 13)
+    assert np.count_nonzero(maps) == 9 * 12
+
+
+def test_uniform_ablation_fills_the_box_with_ones():
+    maps, _ = initial_maps(face_with_au1_centres((88.0, 44.0), (88.0, 44.0)), xi=0.0)
+    assert set(np.unique(maps)) == {0.0, 1.0} and maps.sum() == 81
+
+
+def test_e_r_target_is_the_nearest_neighbour_resample_of_the_map():
+    maps, target = initial_maps(face_with_au1_centres((60.0, 50.0), (120.0, 50.0)))
+    index = np.floor(np.arange(44) * 52 / 44).astype(int)
+    np.testing.assert_array_equal(target, maps[np.ix_(index, index)])
+
+
+def test_boxes_are_clipped_at_the_map_border():
+    maps, _ = initial_maps(face_with_au1_centres((0.0, 0.0), (173.0, 173.0)))
+    assert maps[0, 0] == pytest.approx(1.0) and maps[51, 51] == pytest.approx(1.0)
+    assert np.count_nonzero(maps) == 2 * 25  # each centre keeps a 5 x 5 quarter of its box
+
+
+# -- the fast grouped form computes exactly what the straightforward form computes -------------
+
+def reference_bn(x, norm, training):
+    """BatchNorm of one patch / branch with its own slice of the grouped layer's parameters."""
+    if training:
+        mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+    else:
+        mean, variance = norm["mean"], norm["variance"]
+    return tf.nn.batch_normalization(x, mean, variance, norm["beta"], norm["gamma"], 1e-5)
+
+
+def slice_norm(norm_layer, group, width):
+    sl = slice(group * width, (group + 1) * width)
+    return {"mean": norm_layer.moving_mean[sl], "variance": norm_layer.moving_variance[sl],
+            "beta": norm_layer.beta[sl], "gamma": norm_layer.gamma[sl]}
+
+
+def slice_conv(conv_layer, group, width):
+    sl = slice(group * width, (group + 1) * width)
+    return conv_layer.kernel[..., sl], conv_layer.bias[sl]
+
+
+def randomize_statistics(layer, rng):
+    for weight in layer.non_trainable_weights:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_patchwise_conv_equals_a_loop_over_patches(training):
+    rng = np.random.default_rng(0)
+    grid, channels, filters = 4, 3, 5
+    x = tf.constant(rng.normal(size=(2, 16, 16, channels)), tf.float32)
+    layer = PatchwiseConv(grid, filters)
+    layer.build(x.shape)
+    randomize_statistics(layer, rng)
+    size = 16 // grid
+    rows = []
+    for i in range(grid):
+        row = []
+        for j in range(grid):
+            patch = x[:, i * size:(i + 1) * size, j * size:(j + 1) * size]
+            patch = tf.nn.relu(reference_bn(patch, slice_norm(layer.norm, i * grid + j, channels), training))
+            kernel, bias = slice_conv(layer.conv, i * grid + j, filters)
+            row.append(tf.nn.conv2d(patch, kernel, 1, "SAME") + bias)
+        rows.append(tf.concat(row, axis=2))
+    np.testing.assert_allclose(layer(x, training=training), tf.concat(rows, axis=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_grouped_feature_stacks_equal_separate_stacks(training):
+    rng = np.random.default_rng(1)
+    stacks, channels, widths = 3, 4, (5, 6, 7)
+    x = tf.constant(rng.normal(size=(2, 16, 16, stacks * channels)), tf.float32)
+    layer = FeatureStacks(widths, stacks=stacks)
+    layer.build(x.shape)
+    randomize_statistics(layer, rng)
+    outputs = []
+    for g in range(stacks):
+        y = x[..., g * channels:(g + 1) * channels]
+        for i, (conv, norm) in enumerate(zip(layer.convs, layer.norms)):
+            kernel, bias = slice_conv(conv, g, widths[i // 2])
+            y = tf.nn.conv2d(y, kernel, 1, "SAME") + bias
+            y = tf.nn.relu(reference_bn(y, slice_norm(norm, g, widths[i // 2]), training))
+            if i % 2:
+                y = tf.nn.max_pool2d(y, 2, 2, "VALID")
+        outputs.append(y)
+    np.testing.assert_allclose(layer(x, training=training), tf.concat(outputs, axis=-1), atol=1e-4)
+
+
+def test_grouped_refinement_equals_one_branch_per_au():
+    rng = np.random.default_rng(2)
+    num_aus, filters = 3, 4
+    maps = tf.constant(rng.uniform(size=(2, 16, 16, num_aus)), tf.float32)
+    layer = AttentionRefinement(num_aus, filters)
+    layer.build(maps.shape)
+    randomize_statistics(layer, rng)
+    refined = []
+    for au in range(num_aus):
+        y = maps[..., au:au + 1]
+        for conv, norm in zip(layer.convs, layer.norms):
+            kernel, bias = slice_conv(conv, au, filters)
+            y = tf.nn.relu(reference_bn(tf.nn.conv2d(y, kernel, 1, "VALID") + bias,
+                                        slice_norm(norm, au, filters), False))
+        kernel, bias = slice_conv(layer.output_conv, au, 1)
+        refined.append(tf.sigmoid(tf.nn.conv2d(y, kernel, 1, "VALID") + bias))
+    np.testing.assert_allclose(layer(maps, training=False), tf.concat(refined, -1), atol=1e-5)
+
+
+# -- gradient enhancement (paper Eq. 5) --------------------------------------------------------
+
+def attention_pair():
+    """Two attention modules with identical weights, with and without enhancement (lambda3 = 2)."""
+    rng = np.random.default_rng(3)
+    features = tf.constant(rng.normal(size=(2, 8, 8, 8)), tf.float32)
+    landmarks = tf.constant(rng.uniform(8, 24, size=(2, 2 * NUM_LANDMARKS)), tf.float32)
+    kwargs = dict(aus=(1, 12), crop_size=32, width_unit=1, zeta=0.14, xi=0.56)
+    modules = [AdaptiveAttention(enhancement=factor, **kwargs) for factor in (2.0, None)]
+    for module in modules:
+        module(features, landmarks)
+    modules[1].set_weights(modules[0].get_weights())
+    return modules, features, landmarks
+
+
+def refinement_gradients(module, features, landmarks, objective):
+    with tf.GradientTape() as tape:
+        local, refined, initial = module(features, landmarks, training=True)
+        loss = objective(local, refined, initial)
+    return tape.gradient(loss, module.refine.trainable_weights)
+
+
+def test_enhancement_doubles_exactly_the_au_loss_gradient_reaching_the_maps():
+    (enhanced, plain), features, landmarks = attention_pair()
+    weights = tf.constant(np.random.default_rng(4).normal(size=(2, 1, 1, 20)), tf.float32)  # 20c
+    au_objective = lambda local, refined, initial: tf.reduce_sum(local * weights)  # noqa: E731
+    for g2, g1 in zip(refinement_gradients(enhanced, features, landmarks, au_objective),
+                      refinement_gradients(plain, features, landmarks, au_objective)):
+        assert np.any(g1.numpy() != 0)
+        np.testing.assert_array_equal(g2.numpy(), 2.0 * g1.numpy())
+
+
+def test_enhancement_leaves_the_refinement_loss_gradient_unchanged():
+    (enhanced, plain), features, landmarks = attention_pair()
+    refine_objective = lambda local, refined, initial: tf.reduce_sum(  # noqa: E731
+        keras.losses.binary_crossentropy(initial, refined))
+    for g2, g1 in zip(refinement_gradients(enhanced, features, landmarks, refine_objective),
+                      refinement_gradients(plain, features, landmarks, refine_objective)):
+        assert np.any(g1.numpy() != 0)
+        np.testing.assert_array_equal(g2.numpy(), g1.numpy())
+
+
+# -- saving and training -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides", [{}, dict(region_layer="region", attention_refinement=False,
+                                                initial_attention="uniform", local_merge="mean")])
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, overrides):
+    model = jaa_keras.build_jaanet("disfa", **TINY, **overrides)
+    images = np.random.default_rng(5).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.config == model.config
+    for key, value in model(images, training=False).items():
+        np.testing.assert_array_equal(restored(images, training=False)[key], value)
+
+
+def test_a_training_step_reduces_the_loss_and_reports_its_parts():
+    model = jaa_keras.build_jaanet("bp4d", **TINY)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  objective=JaaNetLoss(model.config, lambda_refine=1e-4))
+    rng = np.random.default_rng(6)
+    images = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    targets = {"au": rng.integers(-1, 2, (8, 12)),
+               "landmarks": rng.uniform(8, 24, (8, 98)).astype(np.float32),
+               "inter_ocular": np.full(8, 10.0, np.float32)}
+    history = model.fit(images, targets, batch_size=8, epochs=5, verbose=0).history
+    assert {"loss", "au_softmax", "au_dice", "align", "refine", "f1", "landmark_error"} <= set(history)
+    assert history["loss"][-1] < history["loss"][0]
