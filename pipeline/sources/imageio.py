@@ -1,0 +1,43 @@
+"""JPEG files in and out, RGB in memory (OpenCV works in BGR)."""
+import cv2
+import numpy as np
+
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
+def write_jpeg(path, image, quality: int = 95) -> None:
+    """Write an RGB uint8 image as JPEG; raw `bytes` are written as they are (to plant bad files)."""
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    else:
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.asarray(image, np.uint8), cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise ValueError(f"OpenCV could not encode an image of shape {np.shape(image)} as JPEG")
+        data = encoded.tobytes()
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def read_jpeg(path) -> tuple[np.ndarray | None, str | None]:
+    """(RGB uint8 image, None), or (None, reason) when the file cannot be used."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, "image missing"
+    except OSError as error:
+        return None, f"image unreadable: {error.strerror or error}"
+    return decode_jpeg(data)
+
+
+def decode_jpeg(data: bytes) -> tuple[np.ndarray | None, str | None]:
+    if not data.startswith(_JPEG_START):
+        return None, "image unreadable: not a JPEG"
+    # libjpeg fills a cut-off file with grey and only warns; a missing end marker catches that.
+    if not data.rstrip(b"\x00")[-2:] == _JPEG_END:
+        return None, "image unreadable: truncated JPEG"
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None, "image unreadable: JPEG decoder failed"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
