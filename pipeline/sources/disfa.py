@@ -23,6 +23,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+from scipy.io.matlab import MatReadError
 
 from schemas.face import AU_SETS, DISFA_66_TO_49
 
@@ -204,7 +205,7 @@ def _read_landmarks(path: str | None) -> tuple[np.ndarray | None, str | None]:
         points = matlab.read_v5_matrix(path, LANDMARK_VARIABLE)
     except KeyError:
         return None, f"landmark file unreadable: no variable {LANDMARK_VARIABLE!r}"
-    except (OSError, ValueError, TypeError, NotImplementedError) as error:
+    except (OSError, ValueError, TypeError, NotImplementedError, MatReadError) as error:
         return None, f"landmark file unreadable: {error}"
     if points.shape != (RAW_LANDMARKS, 2):
         return None, f"landmarks malformed: shape {points.shape}"
