@@ -1,0 +1,210 @@
+"""Write the synthetic dataset in BP4D's raw layout (or DISFA's), with a few planted bad frames.
+
+Subjects take real subject names, picked in turn from the three official parts of FACTS section 8,
+so the official partition splits them (three parts with the same number of subjects, give or take
+one) and the BP4D / DISFA readers read the folders as they read the real ones. Everything follows
+from the seed: subject k and its sequences come from generators seeded with (seed, k, ...), so
+asking for more subjects or frames leaves the existing ones as they were.
+
+Planted bad frames (each kind once per dataset, on distinct frames):
+  BP4D   landmarks missing (x2), a truncated JPEG, a missing image file, landmarks collapsed to
+         one point (alignment must reject it), and code 9 (not coded) on a run of frames and on
+         single AUs -- code 9 frames stay in the data with -1 labels.
+  DISFA  landmark files missing (x2), collapsed landmarks, an intensity outside 0-5 (read as -1).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.sources import bp4d, disfa
+from pipeline.sources.folds import FOLDS
+from pipeline.synthetic.face import make_identity, random_pose
+from pipeline.synthetic.labels import sample_intensities, strengths
+from pipeline.synthetic.render import render_face
+
+MARKER = "SYNTHETIC.json"
+FRAME_SIZE = (288, 288)            # width, height of a raw frame
+LANDMARK_NOISE = 0.3               # pixels: annotation jitter of the stored landmarks
+BP4D_TASKS = tuple(f"T{i}" for i in range(1, 9))
+BP4D_PLANTS = ("no_landmarks", "no_landmarks", "corrupt_jpeg", "missing_image",
+               "degenerate_landmarks", "not_coded_run", "not_coded_au", "not_coded_au")
+DISFA_PLANTS = ("no_landmarks", "no_landmarks", "degenerate_landmarks", "bad_intensity")
+# Planted frames that the job must reject, and the other ones (kept, with -1 labels).
+REJECTED_PLANTS = {"no_landmarks", "corrupt_jpeg", "missing_image", "degenerate_landmarks"}
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to generate. The defaults are the demo's size (1,800 BP4D frames)."""
+    layout: str = "bp4d"           # "bp4d" or "disfa"
+    subjects: int = 9
+    tasks: int = 4                 # BP4D tasks per subject (DISFA has one video per subject)
+    frames: int = 50               # frames per sequence (BP4D task or DISFA video)
+    seed: int = 0
+    plant_bad_frames: bool = True
+
+    def __post_init__(self):
+        if self.layout not in ("bp4d", "disfa"):
+            raise ValueError(f"synthetic layout must be 'bp4d' or 'disfa', not {self.layout!r}")
+        if not 3 <= self.subjects <= sum(map(len, FOLDS[self.layout])):
+            raise ValueError(f"synthetic {self.layout} needs 3 to "
+                             f"{sum(map(len, FOLDS[self.layout]))} subjects, not {self.subjects}")
+        if not 1 <= self.tasks <= len(BP4D_TASKS) or self.frames < 2:
+            raise ValueError(f"synthetic set needs 1-8 tasks and >= 2 frames per sequence, "
+                             f"not {self.tasks} tasks of {self.frames} frames")
+
+
+def subject_names(layout: str, count: int) -> list[str]:
+    """`count` official subject names, taken from parts 1, 2, 3, 1, 2, 3, ... in turn.
+
+    BP4D alternates women and men within a part, men from M018 down, so both image-name
+    paddings (4 digits for F, 3 for M009-M018) appear from the first few subjects on."""
+    queues = []
+    for part in FOLDS[layout]:
+        if layout == "bp4d":
+            women = [s for s in part if s[0] == "F"]
+            men = sorted((s for s in part if s[0] == "M"), reverse=True)
+            part = [s for pair in zip(women, men) for s in pair] + women[len(men):] + men[len(women):]
+        queues.append(list(part))
+    return [queues[i % 3][i // 3] for i in range(count)]
+
+
+def generate(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
+    """Write the dataset under `root` (which must not exist yet, or be empty); return the record
+    that is also written to `<root>/SYNTHETIC.json`."""
+    root = os.fspath(root)
+    if os.path.exists(root) and os.listdir(root):
+        raise FileExistsError(f"synthetic dataset folder {root!r} is not empty")
+    os.makedirs(root, exist_ok=True)
+    writer = _write_bp4d if spec.layout == "bp4d" else _write_disfa
+    planted, frames = writer(root, spec)
+    names = subject_names(spec.layout, spec.subjects)
+    record = {"spec": asdict(spec), "frames": frames, "frame_size": list(FRAME_SIZE),
+              "subjects": {name: 1 + i % 3 for i, name in enumerate(names)}, "planted": planted}
+    with open(os.path.join(root, MARKER), "w") as f:
+        json.dump(record, f, indent=2)
+    return record
+
+
+def ensure(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
+    """The dataset at `root` as `spec` describes it: reused when its record says so, otherwise
+    (re)generated. Only a folder this module wrote (or an empty one) is ever replaced."""
+    root = os.fspath(root)
+    marker = os.path.join(root, MARKER)
+    if os.path.isfile(marker):
+        with open(marker) as f:
+            record = json.load(f)
+        if record.get("spec") == asdict(spec):
+            return record
+    if os.path.isdir(root) and os.listdir(root) and not os.path.isfile(marker):
+        raise FileExistsError(
+            f"{root!r} holds files but no {MARKER}: it is not a synthetic dataset folder; "
+            f"pass an empty or new folder for the synthetic data")
+    partial = root.rstrip(os.sep) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    record = generate(partial, spec)
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(partial, root)
+    return record
+
+
+def _frame(identity, task, rng):
+    """One rendered frame: (RGB image, 49 landmarks, 17 jaw points, AU intensities)."""
+    intensities = sample_intensities(rng, task)
+    pose = random_pose(identity, rng, FRAME_SIZE)
+    image, points, jaw = render_face(identity, strengths(intensities, rng), pose, FRAME_SIZE, rng)
+    points = points + rng.normal(0, LANDMARK_NOISE, points.shape)
+    return image, points.astype(np.float32), jaw.astype(np.float32), intensities
+
+
+def _plan_plants(kinds, sequences, frames_per_sequence, rng) -> dict[tuple[int, int], str]:
+    """Distinct (sequence, frame index) for each planted kind."""
+    total = sequences * frames_per_sequence
+    if len(kinds) > total:
+        raise ValueError(f"{total} frames are too few to plant {len(kinds)} bad frames")
+    picks = rng.choice(total, size=len(kinds), replace=False)
+    return {(int(p) // frames_per_sequence, int(p) % frames_per_sequence): kind
+            for p, kind in zip(picks, kinds)}
+
+
+def _write_bp4d(root, spec: SyntheticSpec) -> tuple[list[dict], int]:
+    names = subject_names("bp4d", spec.subjects)
+    plants = _plan_plants(BP4D_PLANTS if spec.plant_bad_frames else (),
+                          spec.subjects * spec.tasks, spec.frames,
+                          np.random.default_rng([spec.seed, 999]))
+    planted = []
+    for s, subject in enumerate(names):
+        identity = make_identity(subject, np.random.default_rng([spec.seed, s]))
+        tasks = sorted({BP4D_TASKS[(3 * s + k) % 8] for k in range(spec.tasks)})
+        for t, task in enumerate(tasks):
+            rng = np.random.default_rng([spec.seed, s, t + 1])
+            start = int(rng.integers(1, 900))
+            images, landmarks, codes = {}, {}, {}
+            for i in range(spec.frames):
+                frame = start + i
+                image, points, _, intensities = _frame(identity, task, rng)
+                images[frame], landmarks[frame] = image, points
+                codes[frame] = {au: int(intensities[au] >= 2) for au in bp4d.AUS}
+            for i in range(spec.frames):
+                kind = plants.get((s * spec.tasks + t, i))
+                if kind:
+                    _plant_bp4d(kind, start + i, images, landmarks, codes, rng)
+                    planted.append({"subject": subject, "task": task, "frame": start + i,
+                                    "kind": kind})
+            bp4d.write_sequence(root, subject, task, images, landmarks, codes,
+                                header_style=("numbered", "named")[(s + t) % 2],
+                                au_folder="flat" if s == 1 else "AU_OCC")
+    return planted, spec.subjects * spec.tasks * spec.frames
+
+
+def _plant_bp4d(kind, frame, images, landmarks, codes, rng):
+    if kind == "no_landmarks":
+        landmarks[frame] = None
+    elif kind == "corrupt_jpeg":
+        ok, jpeg = cv2.imencode(".jpg", images[frame])
+        images[frame] = jpeg.tobytes()[: len(jpeg) // 2]
+    elif kind == "missing_image":
+        del images[frame]
+    elif kind == "degenerate_landmarks":
+        landmarks[frame] = np.full_like(landmarks[frame], landmarks[frame].mean())
+    elif kind == "not_coded_run":   # this frame and the next two of the segment are not coded
+        for f in range(frame, min(frame + 3, max(codes) + 1)):
+            codes[f] = {au: bp4d.NOT_CODED for au in bp4d.AUS}
+    elif kind == "not_coded_au":
+        codes[frame][int(rng.choice(bp4d.AUS))] = bp4d.NOT_CODED
+
+
+def _write_disfa(root, spec: SyntheticSpec) -> tuple[list[dict], int]:
+    names = subject_names("disfa", spec.subjects)
+    plants = _plan_plants(DISFA_PLANTS if spec.plant_bad_frames else (), spec.subjects,
+                          spec.frames, np.random.default_rng([spec.seed, 999]))
+    planted = []
+    for s, subject in enumerate(names):
+        identity = make_identity(subject, np.random.default_rng([spec.seed, s]))
+        rng = np.random.default_rng([spec.seed, s, 1])
+        images, landmarks66 = [], []
+        intensities = {au: np.zeros(spec.frames, np.int64) for au in disfa.CODED_AUS}
+        for i in range(spec.frames):
+            image, points, jaw, levels = _frame(identity, BP4D_TASKS[(s + i) % 8], rng)
+            images.append(image)
+            landmarks66.append(np.concatenate([jaw, points]))
+            for au in disfa.CODED_AUS:
+                intensities[au][i] = levels[au]
+            kind = plants.get((s, i))
+            if kind == "no_landmarks":
+                landmarks66[i] = None
+            elif kind == "degenerate_landmarks":
+                landmarks66[i] = np.full_like(landmarks66[i], landmarks66[i].mean())
+            elif kind == "bad_intensity":
+                intensities[int(rng.choice(disfa.AUS))][i] = 9
+            if kind:   # label frames are 1-based
+                planted.append({"subject": subject, "task": "", "frame": i + 1, "kind": kind})
+        disfa.write_subject(root, subject, images, landmarks66, intensities,
+                            name_style=("SN", "l0")[s % 2])
+    return planted, spec.subjects * spec.frames
