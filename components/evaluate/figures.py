@@ -1,0 +1,84 @@
+"""The attention-map figure (like the paper's Fig. 4), drawn with matplotlib's Agg canvas.
+
+For each sample face two rows: the predefined (initial) attention maps built from the network's
+predicted landmarks, and the refined maps; one column per AU, each map blended over the face, and
+a first column with the face and its landmarks (green: ground truth, red: predicted).
+Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend switch).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def attention_figure(path: str | Path, faces: np.ndarray, initial: np.ndarray, refined: np.ndarray,
+                     au_names: list[str], *, predicted_landmarks: np.ndarray | None = None,
+                     true_landmarks: np.ndarray | None = None, captions: list[str] | None = None,
+                     title: str | None = None, dpi: int = 100) -> Path:
+    """Write a PNG; returns its path.
+
+    faces: (N, S, S, 3) uint8 crops as the network saw them; initial, refined: (N, F, F, n_au)
+    maps in [0, 1] over the same crop; landmarks: (N, 2K) interleaved x, y in crop pixels.
+    """
+    from matplotlib import cm
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    faces = np.asarray(faces)
+    n, size = faces.shape[0], faces.shape[1]
+    n_au = len(au_names)
+    if initial.shape[:1] != (n,) or refined.shape != initial.shape or initial.shape[-1] != n_au:
+        raise ValueError(f"faces {faces.shape}, initial {initial.shape} and refined {refined.shape} "
+                         f"maps disagree (expected {n} faces and {n_au} AUs)")
+    columns = n_au + 1
+    cell = 1.25
+    top_inches = 0.55 if title else 0.25  # room for the title and the AU names
+    height = cell * 2 * n + top_inches + 0.05
+    fig = Figure(figsize=(cell * columns + 0.9, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2 * n, columns + 1, width_ratios=[1] * columns + [0.08],
+                            wspace=0.04, hspace=0.12, left=0.07, right=0.95,
+                            bottom=0.05 / height, top=1 - top_inches / height)
+    norm = Normalize(0.0, 1.0)
+    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+    gray = faces.astype(np.float32).mean(axis=-1)
+    for i in range(n):
+        for r, (maps, label) in enumerate(((initial, "initial"), (refined, "refined"))):
+            row = 2 * i + r
+            ax = fig.add_subplot(grid[row, 0])
+            ax.imshow(faces[i], extent=extent)
+            if r == 0:
+                for lm, color in ((true_landmarks, "#2ca02c"), (predicted_landmarks, "#d62728")):
+                    if lm is not None:
+                        ax.scatter(lm[i, 0::2], lm[i, 1::2], s=1.5, c=color, linewidths=0)
+            ax.set_xlim(extent[0], extent[1])
+            ax.set_ylim(extent[2], extent[3])
+            ax.set_ylabel((captions[i] + "\n" if captions and r == 0 else "") + label, fontsize=7)
+            _bare(ax)
+            for j in range(n_au):
+                ax = fig.add_subplot(grid[row, j + 1])
+                ax.imshow(gray[i], cmap="gray", vmin=0, vmax=255, extent=extent)
+                ax.imshow(maps[i, :, :, j], cmap="jet", norm=norm, alpha=0.5, extent=extent,
+                          interpolation="bilinear")
+                if row == 0:
+                    ax.set_title(au_names[j], fontsize=8)
+                _bare(ax)
+    bar = fig.add_subplot(grid[:, -1])
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap="jet"), cax=bar)
+    bar.tick_params(labelsize=7)
+    bar.set_ylabel("attention weight", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)

@@ -1,0 +1,153 @@
+"""The Export stage's contract, and how its output becomes a TF Serving version folder.
+
+Inputs:
+  model        models/<dataset>/fold{k}/ (model.keras) — the model to serve
+  evaluation   eval/<dataset>/ (optional): its metrics go into the model card
+  examples     examples/<dataset>/ (optional): the data's AU set is checked against the model's
+Output:
+  saved_model  serving/<model_name>/<version>/: saved_model.pb, variables/, assets.extra/
+               (tf_serving_warmup_requests, model_card.md, jaa_net.json), _COMPLETE.json
+
+Versions. TF Serving watches serving/<model_name>/ and loads the highest numbered folder as soon
+as it appears, so a version folder must never be seen half-written: the stage writes into
+serving/<model_name>/.staging-<version> (a name TF Serving ignores) and renames it into place
+when complete. Without --version the next free number is used, unless the newest version was
+exported from the same inputs with the same parameters: then nothing runs (`force` makes a new
+version). An explicit version that exists with other content is refused unless `force`.
+Every version in the folder must come from the same dataset: TF Serving would otherwise switch
+clients to another AU set without notice.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from components.base import (Artifact, ArtifactMismatchError, IncompleteArtifactError, InputSpec,
+                             Parameter, StageResult, StageSpec, UserError, cache_key_for, read_json,
+                             run_stage)
+
+DEFAULT_MODEL_NAME = "jaa_net"
+STAGING_PREFIX = ".staging-"
+
+SPEC = StageSpec(
+    name="export",
+    description="SavedModel in the TF Serving layout with in-graph preprocessing, warm-up requests, model card",
+    inputs=(InputSpec("model", help="trained model folder holding model.keras"),
+            InputSpec("evaluation", optional=True, help="eval/<dataset>/ (metrics for the model card)"),
+            InputSpec("examples", optional=True, help="examples/<dataset>/ (AU set check, data description)")),
+    outputs=("saved_model",),
+    parameters=(
+        Parameter("dataset", str, help="dataset the model was trained on", identity=True),
+        Parameter("model_name", str, DEFAULT_MODEL_NAME,
+                  help="TF Serving model name (the folder the versions live in)"),
+        Parameter("threshold", float, 0.5, help="au_present = au_probability >= threshold"),
+        Parameter("warmup_batch_sizes", list, [1], help="batch sizes of the warm-up requests"),
+        Parameter("verify", bool, True, cache=False,
+                  help="reload the SavedModel and compare it with the Keras model"),
+        Parameter("version", int, None, cache=False,
+                  help="version number (set by run_export: the folder name)"),
+    ),
+    executor="components.export.executor:run_executor",
+)
+
+
+def version_folders(base: Path) -> dict[int, Path]:
+    """The numbered children of a TF Serving model folder."""
+    if not base.is_dir():
+        return {}
+    return {int(p.name): p for p in base.iterdir() if p.is_dir() and p.name.isdigit()}
+
+
+def _check_versions(versions: dict[int, Path], dataset: str) -> None:
+    for number in sorted(versions):
+        artifact = Artifact(versions[number])
+        if not artifact.is_complete():
+            raise ArtifactMismatchError(
+                f"{artifact.path} is not an export of this pipeline (no {artifact.record_path.name}); "
+                "TF Serving would serve it beside ours: move it away or export into another folder")
+        previous = artifact.record().get("identity", {}).get("dataset")
+        if previous is not None and previous != dataset:
+            raise ArtifactMismatchError(
+                f"{artifact.path} holds an export of dataset {previous!r} (per {artifact.record_path}), "
+                f"not {dataset!r}; TF Serving serves the highest version of a model folder, so "
+                f"clients would silently get another AU set: export into another folder (e.g. "
+                f"{artifact.path.parent.parent / (artifact.path.parent.name + '_' + dataset)}) or "
+                "remove the old versions")
+
+
+def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
+               version: int | None = None, force: bool = False,
+               log: Callable[[str], None] | None = print, **parameters) -> StageResult:
+    """Export `model` (a models/<dataset>/fold{k} folder) as a new version under `output`
+    (serving/<model_name>); returns the stage result, its output the version folder."""
+    base = Path(output)
+    parameters = {"dataset": dataset, "model_name": base.name or DEFAULT_MODEL_NAME, **parameters}
+    params = SPEC.resolve(parameters)
+    inputs = {"model": model, "evaluation": evaluation, "examples": examples}
+    inputs = {k: v for k, v in inputs.items() if v is not None}
+    fingerprints = {}
+    for name, value in inputs.items():
+        artifact = value if isinstance(value, Artifact) else Artifact(value)
+        try:
+            fingerprints[name] = artifact.fingerprint()
+        except IncompleteArtifactError as e:
+            raise IncompleteArtifactError(f"stage 'export', input {name!r}: {e}") from None
+    key = cache_key_for(SPEC.name, {p.name: params[p.name] for p in SPEC.parameters if p.cache},
+                        fingerprints)
+
+    versions = version_folders(base)
+    _check_versions(versions, dataset)
+    if version is None:
+        if versions and not force:
+            newest = max(versions)
+            if Artifact(versions[newest]).record().get("cache_key") == key:
+                return run_stage(SPEC, inputs=inputs, outputs={"saved_model": versions[newest]},
+                                 parameters={**parameters, "version": newest}, log=log)
+        version = max(versions, default=0) + 1
+    else:
+        if version < 1:
+            raise UserError(f"export: version must be a positive integer, got {version}")
+        if version in versions and not force:
+            if Artifact(versions[version]).record().get("cache_key") == key:
+                return run_stage(SPEC, inputs=inputs, outputs={"saved_model": versions[version]},
+                                 parameters={**parameters, "version": version}, log=log)
+            raise UserError(f"{versions[version]} already holds another export; pass --force to "
+                            f"replace it, or omit the version to publish {max(versions) + 1}")
+
+    staging = base / f"{STAGING_PREFIX}{version}"
+    result = run_stage(SPEC, inputs=inputs, outputs={"saved_model": staging},
+                       parameters={**parameters, "version": version}, force=force, log=log)
+    final = base / str(version)
+    if final.exists():  # only with force: a complete export of this pipeline (checked above)
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    if log:
+        log(f"[export] published {final}")
+    result.outputs["saved_model"] = Artifact(final)
+    return result
+
+
+def best_fold(evaluation, folds) -> int:
+    """The fold to serve: the one with the highest average F1 in eval/<dataset>/metrics.json
+    (ties: the lowest number); the lowest of `folds` when there is no evaluation."""
+    folds = sorted(int(k) for k in folds)
+    if not folds:
+        raise UserError("export: no trained model to export (train at least one fold first)")
+    if evaluation is not None and Artifact(evaluation).is_complete():
+        scores = read_json(Path(evaluation) / "metrics.json", "evaluation metrics").get("folds", {})
+        ranked = [(-(scores[str(k)].get("mean_f1") or 0.0), k) for k in folds if str(k) in scores]
+        if ranked:
+            return min(ranked)[1]
+    return folds[0]
+
+
+def latest_export(output) -> Path | None:
+    """The newest complete version folder under serving/<model_name>, or None."""
+    complete = {n: p for n, p in version_folders(Path(output)).items() if Artifact(p).is_complete()}
+    return complete[max(complete)] if complete else None
+
+
+def read_card_metadata(version_dir) -> dict:
+    return read_json(Path(version_dir) / "assets.extra" / "jaa_net.json", "export metadata")
