@@ -175,8 +175,11 @@ def test_card_carries_evaluation_metrics(exported, tmp_path):
     evaluation = {"dataset": "synthetic", "folds": {"1": entry}, "mean": {**entry, "folds": [1]}}
     meta = model_card.card_metadata(model=exported["model"], dataset="synthetic", fold=1, version=3,
                                     model_name="jaa_net", threshold=0.5, model_file="m.keras",
-                                    evaluation=evaluation, training={"epochs": 2})
+                                    evaluation=evaluation, training={"epochs": 2},
+                                    data={"train_parts": [2, 3], "test_part": 1, "train_examples": 40,
+                                          "train_subjects": ["S2", "S3"]})
     card = model_card.render_card(meta)
+    assert "- Training split: parts 2, 3, 40 frames, 2 subjects (S2 S3); held-out test part 1." in card
     assert "| AU01 | 61.0 | 61.0 | 80.0 | 80.0 |" in card and "| Mean error | 5.0 | 5.0 |" in card
     assert meta["metrics"]["this_fold"]["mean_f1"] == 0.61
 

@@ -62,7 +62,8 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
         model=model, dataset=dataset, fold=fold, version=version,
         model_name=parameters["model_name"], threshold=threshold,
         model_file=str(model_path(model_artifact.path)), evaluation=evaluation,
-        training={k: v for k, v in training.items() if k not in ("dataset",)})
+        training={k: v for k, v in training.items() if k not in ("dataset",)},
+        data=_training_split(examples.path if examples is not None else None, fold))
     (assets / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     (assets / CARD_FILE).write_text(model_card.render_card(meta))
 
@@ -72,6 +73,22 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
     if parameters["verify"]:
         summary["verify_max_abs_diff"] = verify_export(model, out, threshold)
     return summary
+
+
+def _training_split(examples_dir, fold) -> dict | None:
+    """The fold's training split as the preprocess stage's stats.json / manifest.json describe it."""
+    if examples_dir is None or fold is None:
+        return None
+    split = {}
+    stats_file, manifest_file = examples_dir / "stats.json", examples_dir / "manifest.json"
+    if stats_file.is_file():
+        stats = read_json(stats_file, "dataset stats")
+        found = (stats.get("splits") or {}).get(f"fold{fold}") or {}
+        split.update({k: found[k] for k in ("train_parts", "test_part", "train_examples") if k in found})
+    if manifest_file.is_file() and split.get("train_parts"):
+        subjects = read_json(manifest_file, "dataset manifest").get("subjects") or {}
+        split["train_subjects"] = sorted(s for p in split["train_parts"] for s in subjects.get(str(p), []))
+    return split or None
 
 
 def verify_export(model, path, threshold: float = 0.5) -> dict:

@@ -23,7 +23,8 @@ def _pct(value) -> str:
 
 
 def card_metadata(*, model, dataset: str, fold, version: int, model_name: str, threshold: float,
-                  model_file: str, evaluation: dict | None, training: dict | None) -> dict:
+                  model_file: str, evaluation: dict | None, training: dict | None,
+                  data: dict | None = None) -> dict:
     """The machine-readable facts (assets.extra/jaa_net.json)."""
     config = model.config
     names = [au_name(a) for a in config.aus]
@@ -48,6 +49,7 @@ def card_metadata(*, model, dataset: str, fold, version: int, model_name: str, t
         },
         "network": config.to_dict(),
         "training": training or {},
+        "training_split": data or {},
     }
     if evaluation:
         fold_entry = evaluation.get("folds", {}).get(str(fold)) if fold is not None else None
@@ -116,6 +118,15 @@ def render_card(meta: dict) -> str:
         "",
         f"- {DATA_DESCRIPTIONS.get(dataset, dataset)}.",
     ]
+    split = meta.get("training_split") or {}
+    if split.get("train_parts"):
+        subjects = split.get("train_subjects") or []
+        lines.append(
+            f"- Training split: parts {', '.join(str(p) for p in split['train_parts'])}"
+            + (f", {split['train_examples']} frames" if split.get("train_examples") is not None else "")
+            + (f", {len(subjects)} subjects ({' '.join(subjects)})" if subjects else "")
+            + (f"; held-out test part {split['test_part']}" if split.get("test_part") is not None else "")
+            + ".")
     metrics = meta.get("metrics")
     lines += ["", "## Evaluation", ""]
     if metrics and (metrics.get("this_fold") or metrics.get("mean_over_folds")):
