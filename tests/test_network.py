@@ -281,3 +281,22 @@ def test_a_training_step_reduces_the_loss_and_reports_its_parts():
     history = model.fit(images, targets, batch_size=8, epochs=5, verbose=0).history
     assert {"loss", "au_softmax", "au_dice", "align", "refine", "f1", "landmark_error"} <= set(history)
     assert history["loss"][-1] < history["loss"][0]
+
+
+# -- DISFA from BP4D (FACTS section 7) ---------------------------------------------------------
+
+def test_disfa_model_is_seeded_from_bp4d_branches_as_the_authors_map_them():
+    from jaa_keras.transfer import DISFA_FROM_BP4D, transfer_weights
+    bp4d = jaa_keras.build_jaanet("bp4d", **TINY)
+    disfa = jaa_keras.build_jaanet("disfa", **TINY)
+    fresh_head = [w.numpy().copy() for w in disfa.au_head.weights]
+    seeded = transfer_weights(bp4d, disfa, DISFA_FROM_BP4D)
+    assert seeded == [1, 2, 4, 6, 12, 25, 26]  # every DISFA AU but 9
+    images = np.random.default_rng(7).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(disfa(images)["landmarks"], bp4d(images)["landmarks"], atol=1e-5)
+    source_maps, target_maps = bp4d(images)["attention"], disfa(images)["attention"]
+    for au, source_au in DISFA_FROM_BP4D.items():  # refined maps depend only on the AU's own branch
+        np.testing.assert_allclose(target_maps[..., disfa.config.aus.index(au)],
+                                   source_maps[..., bp4d.config.aus.index(source_au)], atol=1e-5)
+    for before, after in zip(fresh_head, disfa.au_head.weights):
+        np.testing.assert_array_equal(before, after.numpy())

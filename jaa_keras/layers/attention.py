@@ -82,6 +82,10 @@ class AttentionRefinement(layers.Layer):
         self.norms = [batch_norm(f"norm{i + 1}") for i in range(3)]
         self.output_conv = grouped_conv(1, num_aus, "conv4", padding="valid")
 
+    @property
+    def groups(self) -> int:
+        return self.num_aus
+
     def build(self, input_shape):
         batch, size, _, _ = input_shape
         shape = input_shape

@@ -26,6 +26,10 @@ class FeatureStacks(layers.Layer):
                 self.norms.append(batch_norm(f"norm{suffix}"))
         self.pool = layers.MaxPooling2D(2)
 
+    @property
+    def groups(self) -> int:
+        return self.stacks
+
     def build(self, input_shape):
         batch, height, width, _ = input_shape
         shape = input_shape
