@@ -1,0 +1,179 @@
+"""Preprocessing speed: frames/s per core for align + encode alone, and for the whole Beam job.
+
+    python -m benchmarks.bench_preprocess [--quick] [--subjects 9] [--tasks 4] [--frames 50]
+
+1. align + encode alone, one thread (OpenCV limited to one thread): the FACTS section 7 warp,
+   the JPEG encode and the tf.Example serialization of frames already in memory, on the synthetic
+   frames (288 x 288) and on the same frames scaled to BP4D's 1040 x 1392 (the warp reads more
+   memory there). Target: >= 150 frames/s per core.
+2. the whole job (read + decode + align + encode + write + tally) on the in-process runner with
+   one worker, from a synthetic raw folder in BP4D's layout, and a profile naming what dominates.
+Medians over --repeats runs. Run it on an otherwise idle machine.
+"""
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import statistics
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from pipeline import job
+from pipeline.align import AlignmentError, align_face
+from pipeline.sources import bp4d
+from pipeline.synthetic import SyntheticSpec, ensure
+from schemas.example import encode_example
+
+BP4D_SIZE = (1040, 1392)   # width, height of a BP4D frame
+
+
+def _frames(raw, limit):
+    """Usable frames (the planted bad ones left out), decoded, in memory."""
+    frames = []
+    for unit in bp4d.list_units(raw):
+        for frame in bp4d.read_unit(unit):
+            try:
+                if frame.problem is None and align_face(frame.image, frame.landmarks):
+                    frames.append(frame)
+            except AlignmentError:
+                pass
+    return frames[:limit]
+
+
+def _align_encode(frame, image, landmarks, timings):
+    t0 = time.perf_counter()
+    face = align_face(image, landmarks)
+    t1 = time.perf_counter()
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, 95])
+    t2 = time.perf_counter()
+    encode_example(image_jpeg=jpeg.tobytes(), landmarks=face.landmarks, au=frame.au,
+                   inter_ocular=face.inter_ocular, subject=frame.subject, task=frame.task,
+                   frame=frame.frame)
+    t3 = time.perf_counter()
+    timings["align"] += t1 - t0
+    timings["jpeg"] += t2 - t1
+    timings["example"] += t3 - t2
+
+
+def bench_align_encode(frames, scale_to=None, repeats=3):
+    """(median frames/s, median seconds per frame of each step) on one thread."""
+    inputs = []
+    for f in frames:
+        if scale_to is None:
+            inputs.append((f, f.image, f.landmarks))
+        else:
+            sx, sy = scale_to[0] / f.image.shape[1], scale_to[1] / f.image.shape[0]
+            inputs.append((f, cv2.resize(f.image, scale_to, interpolation=cv2.INTER_LINEAR),
+                           f.landmarks * [sx, sy]))
+    rates, steps = [], {"align": [], "jpeg": [], "example": []}
+    for _ in range(repeats):
+        timings = dict.fromkeys(steps, 0.0)
+        t0 = time.perf_counter()
+        for frame, image, landmarks in inputs:
+            _align_encode(frame, image, landmarks, timings)
+        rates.append(len(inputs) / (time.perf_counter() - t0))
+        for step, seconds in timings.items():
+            steps[step].append(seconds / len(inputs) * 1e3)
+    return statistics.median(rates), {k: round(statistics.median(v), 3) for k, v in steps.items()}
+
+
+def bench_decode(frames, repeats=3):
+    """Median ms to decode one raw JPEG (the reader's part of the job)."""
+    blobs = [open(f.image_source, "rb").read() for f in frames]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for blob in blobs:
+            cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
+        times.append((time.perf_counter() - t0) / len(blobs) * 1e3)
+    return round(statistics.median(times), 3)
+
+
+def bench_job(raw, spec, work, repeats):
+    rates = []
+    for r in range(repeats):
+        out = os.path.join(work, f"examples{r}")
+        summary = job.run_preprocessing("synthetic", raw, out, ["--runner=DirectRunner"],
+                                        synthetic=spec)
+        rates.append(summary["frames_in"] / summary["seconds"]["beam"])
+        shutil.rmtree(out)
+    return statistics.median(rates)
+
+
+# What the job spends its time on: cumulative seconds of these functions (file, function name).
+_PROFILE_PARTS = {
+    "read: decode raw JPEG": ("imageio.py", "read_jpeg"),
+    "read: landmarks and labels": ("matlab.py", "read_v73_struct_field"),
+    "align (warp)": ("align.py", "align_face"),
+    "encode: JPEG": ("~", "<imencode>"),
+    "encode: tf.Example": ("example.py", "encode_example"),
+    "write: GZIP TFRecords": ("tfrecordio.py", "write_record"),
+}
+
+
+def profile_job(raw, spec, work):
+    """Shares of the in-process job's wall time, by part (cProfile, cumulative per function)."""
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    job.run_preprocessing("synthetic", raw, os.path.join(work, "profiled"),
+                          ["--runner=DirectRunner"], synthetic=spec)
+    profiler.disable()
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(profiler).stats
+    shares = {}
+    for part, (file_name, function) in _PROFILE_PARTS.items():
+        seconds = sum(v[3] for k, v in stats.items()
+                      if os.path.basename(k[0]) == file_name and k[2] == function)
+        shares[part] = round(seconds / total, 3)
+    shares["everything else (Beam, pipeline construction, bookkeeping)"] = round(
+        1 - sum(shares.values()), 3)
+    return {"seconds": round(total, 2), "shares": shares}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat")
+    parser.add_argument("--subjects", type=int, default=9)
+    parser.add_argument("--tasks", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work_dir", default=None, help="scratch folder (default: a temp dir)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subjects, args.tasks, args.frames, args.repeats = 3, 2, 30, 1
+    cv2.setNumThreads(1)   # per core
+    spec = SyntheticSpec(subjects=args.subjects, tasks=args.tasks, frames=args.frames)
+    work = args.work_dir or tempfile.mkdtemp(prefix="bench_preprocess_")
+    raw = os.path.join(work, "raw")
+    t0 = time.perf_counter()
+    ensure(raw, spec)
+    generated = time.perf_counter() - t0
+    frames = _frames(raw, 600)
+    small, small_steps = bench_align_encode(frames, repeats=args.repeats)
+    large, large_steps = bench_align_encode(frames[:200], BP4D_SIZE, repeats=args.repeats)
+    result = {
+        "frames": spec.subjects * spec.tasks * spec.frames,
+        "synthetic_generation_seconds": round(generated, 2),
+        "align_encode_frames_per_s_per_core": {"288x288": round(small, 1),
+                                               "1040x1392": round(large, 1)},
+        "align_encode_ms_per_step": {"288x288": small_steps, "1040x1392": large_steps},
+        "raw_jpeg_decode_ms": {"288x288": bench_decode(frames[:200], args.repeats)},
+        "job_frames_per_s_in_process_1_worker": round(bench_job(raw, spec, work, args.repeats), 1),
+        "job_profile_top_self_time": profile_job(raw, spec, work),
+        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+    }
+    print(json.dumps(result, indent=2))
+    if args.work_dir is None:
+        shutil.rmtree(work)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,414 @@
+"""The preprocessing job: raw BP4D / DISFA folders (or the built-in synthetic set) -> face-aligned
+TFRecords per subject-exclusive part.
+
+    python -m pipeline.job --dataset bp4d --data_dir /data/BP4D --output_dir examples/bp4d \\
+        --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+
+Output (`output_dir`):
+    part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz   GZIP TFRecords of schemas.example
+    rejected/rejected-00000-of-00001.jsonl             one JSON line per frame set aside
+    stats.json      counts and AU occurrence per part; AU loss weights per training split
+    manifest.json   subjects per part, counts, every file with size, sha256 and record count
+    _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
+                    versions, counts, timings. A folder without it is incomplete.
+
+Re-running with the same parameters on the same input does nothing; `force` rebuilds; an
+incomplete output is cleared and rebuilt. After the Beam job the outputs are read back and
+frames in = examples written + frames rejected is checked; a mismatch fails the job.
+
+--runner=DirectRunner (the default) runs Beam's in-process FnApiRunner directly: no download of a
+runner binary, no fallback pause. --direct_num_workers N with --direct_running_mode
+multi_processing runs N worker processes. --runner=DataflowRunner stages this repository as the
+workers' package (--setup_file defaults to it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import struct
+import sys
+import time
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
+                                                  StandardOptions, WorkerOptions)
+
+from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
+                             package_versions)
+from pipeline.options import DATASETS, PreprocessOptions
+from pipeline.sources import DatasetLayoutError, part_of, source, unknown_subjects
+from pipeline.synthetic import SyntheticSpec, ensure
+from pipeline.transforms import (EXAMPLES_SUFFIX, PARTS, REJECTED_DIR, REJECTED_SUFFIX,
+                                 AlignFrames, EncodeExamples, ReadUnits, Tally, WriteExamples,
+                                 WriteRejected)
+from schemas.face import AU_SETS, au_names
+
+STAGE = "preprocess"
+STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
+_OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
+                                               COMPLETION_FILE, STARTED_FILE}
+_IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
+# An AU without a positive frame in a training split counts half an occurrence (see au_weights).
+ZERO_RATE_POSITIVES = 0.5
+_LOG = logging.getLogger(__name__)
+
+
+class JobIntegrityError(RuntimeError):
+    """The outputs do not add up to the frames read; the output is left incomplete."""
+
+
+def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
+                      beam_args: list[str] | None = None, force: bool = False, *,
+                      landmark_offset: int | None = None, video_offset: int | None = None,
+                      jpeg_quality: int = 95, num_shards: int = 0, frame_reshuffle: str = "auto",
+                      synthetic: SyntheticSpec | None = None) -> dict:
+    """Preprocess one dataset into `output_dir`; returns the summary also kept in _COMPLETE.json.
+
+    dataset      "synthetic", "bp4d" or "disfa"
+    data_dir     the raw dataset; for "synthetic" where the generated raw set lives (reused when
+                 its SYNTHETIC.json matches `synthetic`, default SyntheticSpec())
+    beam_args    Beam's own flags (--runner, --direct_num_workers, --project, ...)
+    Raises DatasetLayoutError (a ValueError) before any work when the input is not usable.
+    """
+    started = time.perf_counter()
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if not data_dir or not output_dir:
+        raise ValueError("both data_dir and output_dir are required")
+    data_dir, output_dir = os.path.abspath(data_dir), _normalise(output_dir)
+    raw_format = "bp4d" if dataset == "synthetic" else dataset
+    if dataset == "synthetic":
+        synthetic = synthetic or SyntheticSpec()
+        if synthetic.layout != "bp4d":
+            raise ValueError("the 'synthetic' dataset uses the BP4D layout; for a DISFA-layout "
+                             "synthetic set generate it with pipeline.synthetic and use 'disfa'")
+        ensure(data_dir, synthetic)
+    reader = source(raw_format)
+    reader.validate_root(data_dir)
+    units = reader.list_units(data_dir)
+    strangers = unknown_subjects(raw_format, {unit.subject for unit in units})
+    if strangers:
+        raise DatasetLayoutError(
+            f"{data_dir}: subject(s) {', '.join(strangers)} are in no official {raw_format} part "
+            f"(FACTS section 8); move them out of the folder to preprocess the rest")
+    read_options = _read_options(raw_format, landmark_offset, video_offset)
+    parameters = {"dataset": dataset, "data_dir": data_dir, "read_options": read_options,
+                  "jpeg_quality": jpeg_quality, "num_shards": num_shards,
+                  "synthetic": synthetic.__dict__ if synthetic else None}
+    inputs = {"raw": _fingerprint(data_dir)}
+    key = cache_key_for(STAGE, parameters, inputs)
+
+    record = _read_record(output_dir)
+    if record and record.get("cache_key") == key and not force:
+        _LOG.info("%s is complete for these parameters and input; nothing to do", output_dir)
+        return {**record.get("summary", {}), "status": "skipped"}
+    _prepare_output(output_dir, key, parameters, dataset)
+
+    options = PipelineOptions(beam_args or [])
+    runner, in_process = _runner(options)
+    reshuffle = frame_reshuffle == "on" or (frame_reshuffle == "auto" and not in_process)
+    beam_started = time.perf_counter()
+    with beam.Pipeline(runner=runner, options=options) as pipeline:
+        build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
+                       jpeg_quality=jpeg_quality, num_shards=num_shards, reshuffle=reshuffle)
+    beam_seconds = time.perf_counter() - beam_started
+
+    summary = _finish_output(output_dir, dataset, units, parameters, inputs)
+    summary["seconds"] = {"beam": round(beam_seconds, 3),
+                          "total": round(time.perf_counter() - started, 3)}
+    _write_json(_join(output_dir, COMPLETION_FILE), {
+        "format": RECORD_FORMAT, "stage": STAGE, "parameters": parameters,
+        "identity": {"dataset": dataset}, "inputs": inputs, "cache_key": key,
+        "versions": package_versions(), "summary": summary,
+        "timings": {"seconds": summary["seconds"]["total"]}})
+    FileSystems.delete([_join(output_dir, STARTED_FILE)])
+    _LOG.info("%s: %d frames in, %d examples written, %d rejected", output_dir,
+              summary["frames_in"], summary["examples_total"], summary["rejected_total"])
+    return {**summary, "status": "ran"}
+
+
+def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_options: dict,
+                   jpeg_quality: int, num_shards: int, reshuffle: bool) -> None:
+    """The job's graph, top to bottom."""
+    frames = (pipeline
+              | "Units" >> beam.Create(units)
+              | "ReadUnits" >> ReadUnits(read_options, reshuffle=reshuffle))
+    aligned = frames | "AlignFrames" >> AlignFrames()
+    examples = aligned.aligned | "EncodeExamples" >> EncodeExamples(raw_format, jpeg_quality)
+    _ = examples | "WriteExamples" >> WriteExamples(output_dir, num_shards)
+    _ = aligned.rejected | "WriteRejected" >> WriteRejected(output_dir)
+    _ = ((frames, examples, aligned.rejected)
+         | "Tally" >> Tally()
+         | "WriteTally" >> beam.Map(_write_json_at, _join(output_dir, WORK_DIR, "tally.json")))
+
+
+# --------------------------------------------------------------------------------------------
+# AU weights (FACTS section 6)
+def au_weights(positive, labelled) -> tuple[list[float], list[float], list[int]]:
+    """(occurrence rates, loss weights, indices of AUs whose rate was floored).
+
+    r_i = positives / labelled frames, w_i = (1/r_i) * n_au / sum_k (1/r_k). An AU with no
+    positive frame (or no labelled one) would get an infinite weight; it counts
+    ZERO_RATE_POSITIVES occurrences instead, i.e. the rarest rate the split could still show."""
+    rates, floored = [], []
+    for i, (pos, n) in enumerate(zip(positive, labelled)):
+        if pos == 0 or n == 0:
+            floored.append(i)
+            pos = ZERO_RATE_POSITIVES
+        rates.append(pos / max(n, 1))
+    inverse = [1 / r for r in rates]
+    weights = [v * len(rates) / sum(inverse) for v in inverse]
+    return rates, weights, floored
+
+
+def _stats(dataset: str, tally: dict) -> dict:
+    names = au_names(dataset)
+    empty = {"examples": 0, "subjects": [], "positive": [0] * len(names),
+             "negative": [0] * len(names), "unknown": [0] * len(names)}
+    parts = {str(p): tally["parts"].get(str(p), empty) for p in PARTS}
+    for part in parts.values():
+        part["occurrence_rate"] = [pos / (pos + neg) if pos + neg else None
+                                   for pos, neg in zip(part["positive"], part["negative"])]
+    splits = {}
+    for test in PARTS:
+        train = [str(p) for p in PARTS if p != test]
+        positive = [sum(parts[p]["positive"][i] for p in train) for i in range(len(names))]
+        labelled = [positive[i] + sum(parts[p]["negative"][i] for p in train)
+                    for i in range(len(names))]
+        rates, weights, floored = au_weights(positive, labelled)
+        splits[f"fold{test}"] = {
+            "test_part": test, "train_parts": [int(p) for p in train],
+            "train_examples": sum(parts[p]["examples"] for p in train),
+            "occurrence_rate": rates, "weights": weights,
+            "floored": [names[i] for i in floored]}
+        if floored:
+            _LOG.warning("fold%d: no positive training frame for %s; weight computed with %.1f "
+                         "occurrence", test, ", ".join(names[i] for i in floored),
+                         ZERO_RATE_POSITIVES)
+    return {"dataset": dataset, "aus": names, "frames_in": tally["frames_in"],
+            "rejected": tally["rejected"], "parts": parts, "splits": splits,
+            "weight_rule": "w_i = (1/r_i) * n_au / sum_k (1/r_k), r_i = positive / labelled frames "
+                           "of the two training parts (FACTS section 6); an AU without a positive "
+                           f"frame counts {ZERO_RATE_POSITIVES} (listed under 'floored')"}
+
+
+# --------------------------------------------------------------------------------------------
+# Output folder: preparing, checking, recording
+def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -> None:
+    """Clear what an earlier run left (only files this job writes) and mark the folder started."""
+    existing = _files(output_dir)
+    foreign = sorted({_relative(output_dir, path).split("/")[0] for path in existing}
+                     - _OUR_ENTRIES)
+    if foreign:
+        raise DatasetLayoutError(
+            f"output folder {output_dir} holds {', '.join(foreign[:5])}, which this job did not "
+            f"write; choose an empty or new output folder")
+    if existing:
+        _LOG.info("clearing the earlier (incomplete, outdated or forced) output in %s", output_dir)
+        # the completion record goes first: from here on the folder reads as incomplete
+        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE, STARTED_FILE}):
+            if FileSystems.exists(_join(output_dir, entry)):
+                FileSystems.delete([_join(output_dir, entry)])
+    if not FileSystems.exists(_join(output_dir, STARTED_FILE)):
+        _write_json(_join(output_dir, STARTED_FILE), {
+            "stage": STAGE, "cache_key": key, "parameters": parameters,
+            "identity": {"dataset": dataset}, "pid": os.getpid()})
+
+
+def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict) -> dict:
+    """Read the outputs back, check the totals, write stats.json and manifest.json."""
+    tally = _read_json(_join(output_dir, WORK_DIR, "tally.json"))
+    files, records = [], {}
+    for path in sorted(_files(output_dir)):
+        relative = _relative(output_dir, path)
+        top = relative.split("/")[0]
+        if top.startswith("part") and relative.endswith(EXAMPLES_SUFFIX):
+            count = _count_records(path)
+        elif top == REJECTED_DIR and relative.endswith(REJECTED_SUFFIX):
+            count = _count_lines(path)
+        else:
+            continue
+        records[top] = records.get(top, 0) + count
+        files.append({"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0]
+                      .size_in_bytes, "sha256": _sha256(path), "records": count})
+    examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
+    rejected = records.get(REJECTED_DIR, 0)
+    problems = []
+    if tally["frames_in"] != sum(examples.values()) + rejected:
+        problems.append(f"{tally['frames_in']} frames read but {sum(examples.values())} examples "
+                        f"written + {rejected} rejected")
+    for part, count in examples.items():
+        tallied = tally["parts"].get(part, {}).get("examples", 0)
+        if tallied != count:
+            problems.append(f"part {part}: {tallied} examples encoded but {count} in its files")
+    if sum(tally["rejected"].values()) != rejected:
+        problems.append(f"{sum(tally['rejected'].values())} frames rejected but {rejected} lines "
+                        f"in {REJECTED_DIR}/")
+    if problems:
+        raise JobIntegrityError(f"{output_dir} does not add up: {'; '.join(problems)}; the output "
+                                f"is left incomplete (no {COMPLETION_FILE})")
+
+    stats = _stats(dataset, tally)
+    _write_json(_join(output_dir, STATS_FILE), stats)
+    subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
+                for p in PARTS}
+    summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
+               "examples_total": sum(examples.values()), "rejected_total": rejected,
+               "rejected_by_reason": tally["rejected"], "subjects": subjects}
+    _write_json(_join(output_dir, MANIFEST_FILE), {
+        **summary, "aus": au_names(dataset), "parameters": parameters, "inputs": inputs,
+        "files": files, "versions": package_versions()})
+    FileSystems.delete([_join(output_dir, WORK_DIR)])
+    return summary
+
+
+def _read_options(raw_format: str, landmark_offset, video_offset) -> dict:
+    options = {}
+    if landmark_offset is not None:
+        options["landmark_offset"] = landmark_offset
+    if video_offset is not None:
+        if raw_format != "disfa":
+            raise ValueError("video_offset applies to DISFA only")
+        options["video_offset"] = video_offset
+    return options
+
+
+def _runner(options: PipelineOptions):
+    """(runner, in process?) for the --runner flag; DirectRunner means the in-process FnApiRunner."""
+    name = options.view_as(StandardOptions).runner or "DirectRunner"
+    if name.lower() in _IN_PROCESS_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        return FnApiRunner(), True
+    if name.lower() == "bundlebaseddirectrunner":
+        return name, True
+    if name.lower() in ("dataflowrunner", "dataflow"):
+        _default_setup_file(options)
+    return name, False
+
+
+def _default_setup_file(options: PipelineOptions) -> None:
+    """Dataflow workers need this package: stage the repository unless told otherwise."""
+    setup = options.view_as(SetupOptions)
+    if setup.setup_file or setup.extra_packages or options.view_as(WorkerOptions).sdk_container_image:
+        return
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("setup.py", "pyproject.toml"):
+        if (repo / name).is_file():
+            setup.setup_file = str(repo / name)
+            _LOG.info("staging %s for the Dataflow workers (--setup_file)", setup.setup_file)
+            return
+
+
+# --------------------------------------------------------------------------------------------
+# Small file helpers (Beam's FileSystems: local paths and gs:// alike)
+def _normalise(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def _join(*parts: str) -> str:
+    return FileSystems.join(*parts)
+
+
+def _relative(root: str, path: str) -> str:
+    return path[len(root):].lstrip("/").replace(os.sep, "/")
+
+
+def _files(folder: str) -> list[str]:
+    if not FileSystems.exists(folder):
+        return []
+    return [m.path for m in FileSystems.match([_join(folder, "**")])[0].metadata_list]
+
+
+def _write_json(path: str, value) -> None:
+    """Write JSON; on a local disk via a temp file and a rename, so a reader never sees half."""
+    temp = path + ".tmp"
+    with FileSystems.create(temp) as f:
+        f.write(json.dumps(value, indent=2, sort_keys=True).encode() + b"\n")
+    FileSystems.rename([temp], [path])
+
+
+def _write_json_at(value, path: str) -> None:
+    _write_json(path, value)
+
+
+def _read_json(path: str):
+    with FileSystems.open(path) as f:
+        return json.loads(f.read())
+
+
+def _read_record(output_dir: str) -> dict | None:
+    path = _join(output_dir, COMPLETION_FILE)
+    if not FileSystems.exists(path):
+        return None
+    try:
+        return _read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _count_records(path: str) -> int:
+    """Records in a GZIP TFRecord file (framing: uint64 length, 4-byte CRC, data, 4-byte CRC)."""
+    count = 0
+    with FileSystems.open(path, compression_type=CompressionTypes.GZIP) as f:
+        while header := f.read(12):
+            if len(header) != 12:
+                raise JobIntegrityError(f"{path}: truncated TFRecord header after {count} records")
+            (length,) = struct.unpack("<Q", header[:8])
+            if len(f.read(length + 4)) != length + 4:
+                raise JobIntegrityError(f"{path}: truncated TFRecord after {count} records")
+            count += 1
+    return count
+
+
+def _count_lines(path: str) -> int:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return sum(1 for line in f.read().splitlines() if line.strip())
+
+
+def _fingerprint(folder: str) -> str:
+    """Hash of every file's relative path, size and modification time under `folder`."""
+    digest = hashlib.sha256()
+    for directory, subfolders, names in os.walk(folder):
+        subfolders.sort()
+        for name in sorted(names):
+            stat = os.stat(os.path.join(directory, name))
+            relative = os.path.relpath(os.path.join(directory, name), folder)
+            digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    options = PipelineOptions(argv).view_as(PreprocessOptions)
+    if not options.output_dir or not options.data_dir:
+        raise SystemExit("pipeline.job: --data_dir and --output_dir are required")
+    synthetic = SyntheticSpec(subjects=options.synthetic_subjects, tasks=options.synthetic_tasks,
+                              frames=options.synthetic_frames, seed=options.synthetic_seed) \
+        if options.dataset == "synthetic" else None
+    try:
+        return run_preprocessing(
+            options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
+            landmark_offset=options.landmark_offset, video_offset=options.video_offset,
+            jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
+            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
+    except DatasetLayoutError as error:
+        raise SystemExit(f"pipeline.job: {error}") from None
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(main(), indent=2))

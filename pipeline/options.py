@@ -1,0 +1,42 @@
+"""Command-line options of the preprocessing job: Beam's own PipelineOptions plus the job's.
+
+Every Beam flag works unchanged (--runner, --direct_num_workers, --project, --region,
+--temp_location, --setup_file ...); this class adds what the job itself needs.
+"""
+from apache_beam.options.pipeline_options import PipelineOptions
+
+DATASETS = ("synthetic", "bp4d", "disfa")
+
+
+class PreprocessOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--dataset", choices=DATASETS, default="synthetic",
+                            help="raw dataset to preprocess; 'synthetic' generates the built-in "
+                                 "dataset (BP4D layout) into --data_dir first")
+        parser.add_argument("--data_dir", default=None,
+                            help="raw dataset folder (BP4D or DISFA as released); for 'synthetic' "
+                                 "the folder the generated raw data goes to (reused when it matches)")
+        parser.add_argument("--output_dir", default=None,
+                            help="examples folder: part1/ part2/ part3/ rejected/ stats.json "
+                                 "manifest.json _COMPLETE.json")
+        parser.add_argument("--force", action="store_true",
+                            help="rebuild even when the output is complete for these parameters")
+        parser.add_argument("--landmark_offset", type=int, default=None,
+                            help="frame-to-landmark offset (BP4D default 0, DISFA default -1; see "
+                                 "pipeline/sources)")
+        parser.add_argument("--video_offset", type=int, default=None,
+                            help="DISFA label-frame-to-video-frame offset (default -1)")
+        parser.add_argument("--jpeg_quality", type=int, default=95,
+                            help="JPEG quality of the aligned faces")
+        parser.add_argument("--num_shards", type=int, default=0,
+                            help="TFRecord files per part; 0 lets the runner choose")
+        parser.add_argument("--frame_reshuffle", choices=("auto", "on", "off"), default="auto",
+                            help="spread each unit's frames over workers after reading; auto: on "
+                                 "for distributed runners, off in process (where it would only "
+                                 "hold every decoded frame in memory)")
+        parser.add_argument("--synthetic_subjects", type=int, default=9)
+        parser.add_argument("--synthetic_tasks", type=int, default=4)
+        parser.add_argument("--synthetic_frames", type=int, default=50,
+                            help="frames per synthetic sequence")
+        parser.add_argument("--synthetic_seed", type=int, default=0)

@@ -1,0 +1,283 @@
+"""The preprocessing job end to end on tiny synthetic raw folders, on Beam's in-process runner."""
+import gzip
+import hashlib
+import json
+import os
+import struct
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tfrecord_lite
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+from apache_beam.runners.portability import prism_runner
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from pipeline import job
+from pipeline.align import align_face, eye_centres
+from pipeline.sources import DatasetLayoutError, bp4d, disfa
+from pipeline.synthetic import REJECTED_PLANTS, SyntheticSpec, generate
+from schemas.example import parse_examples
+from schemas.face import AU_SETS
+
+TINY = SyntheticSpec(subjects=3, tasks=2, frames=6, seed=2)
+REASONS = {"no_landmarks": ("no landmarks", "landmark file missing"),
+           "corrupt_jpeg": ("image unreadable",), "missing_image": ("image missing",),
+           "degenerate_landmarks": ("alignment failed",)}
+
+
+def _run(raw, out, *beam_args, dataset="synthetic", **kwargs):
+    kwargs.setdefault("synthetic", TINY if dataset == "synthetic" else None)
+    return job.run_preprocessing(dataset, str(raw), str(out), list(beam_args), **kwargs)
+
+
+def _tfrecords(out, part=None):
+    parts = [part] if part else (1, 2, 3)
+    return sorted(str(p) for n in parts for p in (out / f"part{n}").glob("*.tfrecord.gz"))
+
+
+def _rejected(out):
+    return [json.loads(line) for path in sorted((out / "rejected").glob("*.jsonl"))
+            for line in path.read_text().splitlines()]
+
+
+def _parsed(files, num_aus):
+    dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
+               .batch(16).map(lambda s: parse_examples(s, num_aus)))
+    rows = []
+    for batch in dataset:
+        for i in range(len(batch["frame"])):
+            rows.append({k: v[i].numpy() for k, v in batch.items()})
+    return rows
+
+
+def _mtimes(out):
+    return {p: os.stat(p).st_mtime_ns for p in map(str, out.rglob("*")) if os.path.isfile(p)}
+
+
+def _no_prism(*args, **kwargs):
+    raise AssertionError("--runner=DirectRunner must not start Prism (it downloads a binary)")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("job")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prism_runner.PrismRunner, "__init__", _no_prism)
+        summary = _run(root / "raw", root / "examples", "--runner=DirectRunner")
+    return root / "raw", root / "examples", summary
+
+
+def test_totals_add_up_and_planted_frames_are_rejected_with_their_reason(built):
+    raw, out, summary = built
+    planted = json.loads((raw / "SYNTHETIC.json").read_text())["planted"]
+    assert summary["status"] == "ran"
+    assert summary["frames_in"] == TINY.subjects * TINY.tasks * TINY.frames
+    assert summary["frames_in"] == summary["examples_total"] + summary["rejected_total"]
+    rejected = {(r["subject"], r["task"], r["frame"]): r for r in _rejected(out)}
+    expected = {(p["subject"], p["task"], p["frame"]): p["kind"] for p in planted
+                if p["kind"] in REJECTED_PLANTS}
+    assert set(rejected) == set(expected)
+    for key, kind in expected.items():
+        assert rejected[key]["reason"].startswith(REASONS[kind]), (kind, rejected[key]["reason"])
+        assert rejected[key]["image_source"].startswith(str(raw))
+    assert sum(summary["rejected_by_reason"].values()) == len(rejected)
+
+
+def test_manifest_lists_every_file_with_its_checksum_and_the_record_is_written_last(built):
+    raw, out, summary = built
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert set(listed) == {os.path.relpath(p, out) for p in _tfrecords(out)} | {
+        os.path.relpath(p, out) for p in map(str, (out / "rejected").glob("*.jsonl"))}
+    for path, entry in listed.items():
+        data = (out / path).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert manifest["subjects"] == {"1": ["F001"], "2": ["F003"], "3": ["F004"]}
+    assert manifest["examples"] == summary["examples"] and manifest["versions"]["apache-beam"]
+    record = json.loads((out / "_COMPLETE.json").read_text())
+    assert record["stage"] == "preprocess" and record["summary"]["frames_in"] == summary["frames_in"]
+    newest_output = max(os.stat(p).st_mtime_ns for p in _mtimes(out) if "_COMPLETE" not in p)
+    assert os.stat(out / "_COMPLETE.json").st_mtime_ns >= newest_output
+    assert not (out / "_work").exists() and not (out / "_STARTED.json").exists()
+
+
+def test_examples_read_back_with_tf_data_match_the_raw_frames(built):
+    raw, out, summary = built
+    raw_frames = {(f.subject, f.task, f.frame): f for unit in bp4d.list_units(raw)
+                  for f in bp4d.read_unit(unit)}
+    for part in (1, 2, 3):
+        rows = _parsed(_tfrecords(out, part), len(AU_SETS["synthetic"]))
+        assert len(rows) == summary["examples"][str(part)]
+        for row in rows:
+            key = (row["subject"].decode(), row["task"].decode(), int(row["frame"]))
+            source = raw_frames[key]
+            np.testing.assert_array_equal(row["au"], source.au)   # labels, -1 for code 9
+            face = align_face(source.image, source.landmarks)
+            points = row["landmarks"].reshape(49, 2)
+            np.testing.assert_allclose(points, face.landmarks, atol=1e-4)
+            left, right = eye_centres(points)
+            assert abs(left[1] - right[1]) < 1e-3
+            assert row["inter_ocular"] == pytest.approx(np.hypot(*(right - left)), rel=1e-5)
+            assert row["image"].shape == (200, 200, 3)
+            assert np.abs(row["image"].astype(int) - face.image).mean() < 3   # JPEG q95
+    not_coded = [p for p in json.loads((raw / "SYNTHETIC.json").read_text())["planted"]
+                 if p["kind"].startswith("not_coded")]
+    assert any((raw_frames[(p["subject"], p["task"], p["frame"])].au == -1).any() for p in not_coded)
+
+
+def _records_without_tensorflow(path):
+    with gzip.open(path, "rb") as f:
+        while header := f.read(12):
+            (length,) = struct.unpack("<Q", header[:8])
+            data = f.read(length)
+            f.read(4)
+            yield tfrecord_lite.decode_example(data)
+
+
+def test_examples_read_back_with_tfrecord_lite_equal_tf_data(built):
+    raw, out, summary = built
+    files = _tfrecords(out)
+    lite = [r for path in files for r in _records_without_tensorflow(path)]
+    reference = {(r["subject"], r["task"], int(r["frame"])): r
+                 for r in _parsed(files, len(AU_SETS["synthetic"]))}
+    assert len(lite) == len(reference) == summary["examples_total"]
+    for record in lite:
+        key = (record["subject"][0], record["task"][0], int(record["frame"][0]))
+        row = reference[key]
+        np.testing.assert_array_equal(record["au"], row["au"])
+        np.testing.assert_array_equal(record["landmarks"], row["landmarks"])
+        assert record["inter_ocular"][0] == row["inter_ocular"]
+        assert record["image"][0][:2] == b"\xff\xd8"   # JPEG bytes
+
+
+def test_stats_weights_match_a_hand_computation_from_the_examples(built):
+    raw, out, summary = built
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["aus"] == [f"AU{a:02d}" for a in AU_SETS["bp4d"]]
+    labels = {p: np.array([r["au"] for r in _parsed(_tfrecords(out, p), 12)]) for p in (1, 2, 3)}
+    for p, au in labels.items():
+        assert stats["parts"][str(p)]["positive"] == (au == 1).sum(0).tolist()
+        assert stats["parts"][str(p)]["unknown"] == (au == -1).sum(0).tolist()
+    for test in (1, 2, 3):
+        train = np.concatenate([labels[p] for p in (1, 2, 3) if p != test])
+        positive, labelled = (train == 1).sum(0), (train >= 0).sum(0)
+        rate = np.where(positive == 0, 0.5, positive) / labelled
+        weights = (1 / rate) * 12 / (1 / rate).sum()
+        split = stats["splits"][f"fold{test}"]
+        assert split["train_parts"] == [p for p in (1, 2, 3) if p != test]
+        np.testing.assert_allclose(split["weights"], weights, rtol=1e-12)
+        assert sum(split["weights"]) == pytest.approx(12)
+
+
+def test_au_weights_by_hand_and_a_zero_rate_gets_a_finite_documented_weight():
+    rates, weights, floored = job.au_weights([1, 3], [4, 4])
+    assert rates == [0.25, 0.75] and weights == pytest.approx([1.5, 0.5]) and floored == []
+    rates, weights, floored = job.au_weights([0, 5, 2], [10, 10, 0])
+    assert floored == [0, 2] and rates[0] == 0.05 and all(np.isfinite(weights))
+    assert weights[0] > weights[1]
+
+
+def test_rerun_is_a_noop_and_force_rebuilds(built, tmp_path):
+    raw, out, summary = built
+    before = _mtimes(out)
+    argv = ["--dataset=synthetic", f"--data_dir={raw}", f"--output_dir={out}",
+            "--synthetic_subjects=3", "--synthetic_tasks=2", "--synthetic_frames=6",
+            "--synthetic_seed=2", "--runner=DirectRunner"]
+    again = job.main(argv)
+    assert again["status"] == "skipped" and again["examples"] == summary["examples"]
+    assert _mtimes(out) == before
+    forced = job.main(argv + ["--force"])
+    assert forced["status"] == "ran" and forced["examples"] == summary["examples"]
+    assert _mtimes(out)[str(out / "_COMPLETE.json")] > before[str(out / "_COMPLETE.json")]
+
+
+def test_an_incomplete_output_is_rebuilt_and_a_foreign_folder_refused(built, tmp_path):
+    raw, _, summary = built
+    out = tmp_path / "examples"
+    _run(raw, out)
+    (out / "_COMPLETE.json").unlink()                    # as if the job had died at the end
+    (out / "part1" / "examples-00007-of-00009.tfrecord.gz").write_bytes(b"half a file")
+    rebuilt = _run(raw, out)
+    assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
+    assert not (out / "part1" / "examples-00007-of-00009.tfrecord.gz").exists()
+    assert (out / "_COMPLETE.json").exists()
+    mine = tmp_path / "my_folder"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(DatasetLayoutError, match="did not write"):
+        _run(raw, mine)
+    assert (mine / "thesis.tex").read_text() == "keep"
+
+
+def test_outputs_that_do_not_add_up_fail_loudly(built, tmp_path):
+    raw, _, _ = built
+    out = tmp_path / "examples"
+    units = bp4d.list_units(raw)
+    with beam.Pipeline(runner=job._runner(PipelineOptions([]))[0]) as pipeline:
+        job.build_pipeline(pipeline, units, "bp4d", str(out), read_options={}, jpeg_quality=95,
+                           num_shards=0, reshuffle=False)
+    for path in (out / "rejected").glob("*.jsonl"):   # lose the rejected frames
+        path.write_text("")
+    with pytest.raises(job.JobIntegrityError, match="frames read but"):
+        job._finish_output(str(out), "synthetic", units, {}, {})
+    assert not (out / "_COMPLETE.json").exists()
+
+
+def test_a_disfa_layout_synthetic_set(tmp_path):
+    spec = SyntheticSpec(layout="disfa", subjects=3, frames=6, seed=4)
+    record = generate(tmp_path / "raw", spec)
+    summary = _run(tmp_path / "raw", tmp_path / "examples", dataset="disfa")
+    assert summary["frames_in"] == 18 == summary["examples_total"] + summary["rejected_total"]
+    rejected = {(r["subject"], r["frame"]) for r in _rejected(tmp_path / "examples")}
+    assert rejected == {(p["subject"], p["frame"]) for p in record["planted"]
+                        if p["kind"] in REJECTED_PLANTS}
+    rows = _parsed(_tfrecords(tmp_path / "examples"), len(AU_SETS["disfa"]))
+    assert len(rows) == summary["examples_total"] and rows[0]["au"].shape == (8,)
+    bad = [p for p in record["planted"] if p["kind"] == "bad_intensity"][0]
+    row = [r for r in rows if r["subject"].decode() == bad["subject"] and r["frame"] == bad["frame"]]
+    assert (row[0]["au"] == -1).sum() == 1
+    stats = json.loads((tmp_path / "examples" / "stats.json").read_text())
+    assert len(stats["splits"]["fold3"]["weights"]) == 8
+
+
+def test_a_missing_root_or_another_layout_fails_before_the_job_starts(built, tmp_path):
+    raw, _, _ = built
+    with pytest.raises(DatasetLayoutError, match="is not a folder"):
+        _run(tmp_path / "nowhere", tmp_path / "out1", dataset="bp4d")
+    with pytest.raises(DatasetLayoutError, match="no DISFA labels"):
+        _run(raw, tmp_path / "out2", dataset="disfa")
+    assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+    with pytest.raises(SystemExit, match="no DISFA labels"):
+        job.main(["--dataset=disfa", f"--data_dir={raw}", f"--output_dir={tmp_path / 'out3'}"])
+
+
+def test_direct_runner_means_the_in_process_runner():
+    for flags in ([], ["--runner=DirectRunner"], ["--runner=FnApiRunner"]):
+        runner, in_process = job._runner(PipelineOptions(flags))
+        assert isinstance(runner, FnApiRunner) and in_process
+
+
+def test_dataflow_runs_get_this_package_staged():
+    options = PipelineOptions(["--runner=DataflowRunner", "--project=p", "--region=r",
+                               "--temp_location=gs://bucket/tmp"])
+    runner, in_process = job._runner(options)
+    assert runner == "DataflowRunner" and not in_process
+    setup_file = options.view_as(SetupOptions).setup_file
+    assert os.path.basename(setup_file) in ("setup.py", "pyproject.toml")
+    assert os.path.isfile(setup_file)
+    kept = PipelineOptions(["--runner=DataflowRunner", "--setup_file=/x/setup.py"])
+    job._runner(kept)
+    assert kept.view_as(SetupOptions).setup_file == "/x/setup.py"
+
+
+@pytest.mark.slow
+def test_multiprocessing_workers_and_frame_reshuffle_give_the_same_examples(built, tmp_path):
+    raw, out, summary = built
+    parallel = _run(raw, tmp_path / "examples", "--direct_num_workers=2",
+                    "--direct_running_mode=multi_processing", frame_reshuffle="on")
+    assert parallel["examples"] == summary["examples"]
+    keys = lambda o: sorted((r["subject"], r["task"], int(r["frame"]))  # noqa: E731
+                            for r in _parsed(_tfrecords(o), 12))
+    assert keys(tmp_path / "examples") == keys(out)
