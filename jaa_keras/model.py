@@ -3,7 +3,7 @@ import keras
 from keras import ops
 
 from jaa_keras.config import JaaNetConfig, preset
-from jaa_keras.layers import (AdaptiveAttention, AlignmentHead, AUHead, FeatureStacks, RegionLayer,
+from jaa_keras.layers import (AdaptiveAttention, AlignmentHead, AUHead, FeatureStack, RegionLayer,
                               hierarchical_branches, plain_region_branches)
 from jaa_keras.metrics import LandmarkMeanError, MaskedMeanF1
 
@@ -32,10 +32,10 @@ class JaaNet(keras.Model):
         first, second = config.region_channels
         self.region1 = RegionLayer(first, branches(first), name="region1")
         self.region2 = RegionLayer(second, branches(second), name="region2")
-        self.alignment_features = FeatureStacks(config.stack_channels, name="alignment_features")
+        self.alignment_features = FeatureStack(config.stack_channels, name="alignment_features")
         self.alignment_head = AlignmentHead(config.num_landmarks, config.hidden_units,
                                             name="alignment_head")
-        self.global_features = FeatureStacks(config.stack_channels, name="global_features")
+        self.global_features = FeatureStack(config.stack_channels, name="global_features")
         self.attention = AdaptiveAttention(
             config.aus, config.crop_size, config.width_unit, config.zeta,
             xi=config.xi if config.initial_attention == "gaussian" else 0.0,

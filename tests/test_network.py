@@ -5,8 +5,8 @@ import tensorflow as tf
 import keras
 
 import jaa_keras
-from jaa_keras.layers import (AdaptiveAttention, AttentionRefinement, FeatureStacks,
-                              InitialAttentionMaps, PatchwiseConv, RegionLayer, hierarchical_branches)
+from jaa_keras.layers import (AdaptiveAttention, InitialAttentionMaps, PatchwiseConv, RegionLayer,
+                              hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss
 from schemas.face import NUM_LANDMARKS
 
@@ -32,8 +32,8 @@ def test_bp4d_preset_has_the_release_parameter_count_per_module(bp4d_full):
                   for m in ("region", "alignment", "global", "au_head")}
     assert per_module == {"region": 1_615_392, "alignment": 2_912_098, "global": 813_312,
                           "au_head": 6_156_824}
-    refinement = count(model.attention.refine.trainable_weights)
-    local = count(model.attention.local_stacks.trainable_weights)
+    refinement = count(w for layer in model.attention.refine for w in layer.trainable_weights)
+    local = count(w for layer in model.attention.local for w in layer.trainable_weights)
     assert (refinement, local) == (905_484, 9_759_744)
 
 
@@ -124,7 +124,7 @@ def test_boxes_are_clipped_at_the_map_border():
     assert np.count_nonzero(maps) == 2 * 25  # each centre keeps a 5 x 5 quarter of its box
 
 
-# -- the fast grouped form computes exactly what the straightforward form computes -------------
+# -- the grouped form of the region layers computes exactly what a loop over patches computes --
 
 def reference_bn(x, norm, training):
     """BatchNorm of one patch / branch with its own slice of the grouped layer's parameters."""
@@ -136,12 +136,14 @@ def reference_bn(x, norm, training):
 
 
 def slice_norm(norm_layer, group, width):
+    """One patch's slice of a grouped BatchNormalization."""
     sl = slice(group * width, (group + 1) * width)
     return {"mean": norm_layer.moving_mean[sl], "variance": norm_layer.moving_variance[sl],
             "beta": norm_layer.beta[sl], "gamma": norm_layer.gamma[sl]}
 
 
 def slice_conv(conv_layer, group, width):
+    """One patch's kernel and bias in a grouped convolution."""
     sl = slice(group * width, (group + 1) * width)
     return conv_layer.kernel[..., sl], conv_layer.bias[sl]
 
@@ -151,65 +153,39 @@ def randomize_statistics(layer, rng):
         weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype(np.float32))
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_patchwise_conv_equals_a_loop_over_patches(training):
-    rng = np.random.default_rng(0)
-    grid, channels, filters = 4, 3, 5
-    x = tf.constant(rng.normal(size=(2, 16, 16, channels)), tf.float32)
-    layer = PatchwiseConv(grid, filters)
-    layer.build(x.shape)
-    randomize_statistics(layer, rng)
-    size = 16 // grid
+def patchwise_loop(layer, x, training):
+    """The straightforward form: cut the map into patches, one BN-ReLU-conv per patch."""
+    grid, channels, filters = layer.grid, x.shape[-1], layer.filters
+    size = x.shape[1] // grid
     rows = []
     for i in range(grid):
         row = []
         for j in range(grid):
             patch = x[:, i * size:(i + 1) * size, j * size:(j + 1) * size]
-            patch = tf.nn.relu(reference_bn(patch, slice_norm(layer.norm, i * grid + j, channels), training))
+            norm = slice_norm(layer.norm, i * grid + j, channels)
             kernel, bias = slice_conv(layer.conv, i * grid + j, filters)
-            row.append(tf.nn.conv2d(patch, kernel, 1, "SAME") + bias)
+            row.append(tf.nn.conv2d(tf.nn.relu(reference_bn(patch, norm, training)), kernel, 1, "SAME") + bias)
         rows.append(tf.concat(row, axis=2))
-    np.testing.assert_allclose(layer(x, training=training), tf.concat(rows, axis=1), atol=1e-5)
+    return tf.concat(rows, axis=1)
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_grouped_feature_stacks_equal_separate_stacks(training):
-    rng = np.random.default_rng(1)
-    stacks, channels, widths = 3, 4, (5, 6, 7)
-    x = tf.constant(rng.normal(size=(2, 16, 16, stacks * channels)), tf.float32)
-    layer = FeatureStacks(widths, stacks=stacks)
+def test_patchwise_conv_equals_a_loop_over_patches_forward_and_backward(training):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(2, 16, 16, 3)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(2, 16, 16, 5)), tf.float32)
+    layer = PatchwiseConv(grid=4, filters=5)
     layer.build(x.shape)
     randomize_statistics(layer, rng)
-    outputs = []
-    for g in range(stacks):
-        y = x[..., g * channels:(g + 1) * channels]
-        for i, (conv, norm) in enumerate(zip(layer.convs, layer.norms)):
-            kernel, bias = slice_conv(conv, g, widths[i // 2])
-            y = tf.nn.conv2d(y, kernel, 1, "SAME") + bias
-            y = tf.nn.relu(reference_bn(y, slice_norm(norm, g, widths[i // 2]), training))
-            if i % 2:
-                y = tf.nn.max_pool2d(y, 2, 2, "VALID")
-        outputs.append(y)
-    np.testing.assert_allclose(layer(x, training=training), tf.concat(outputs, axis=-1), atol=1e-4)
-
-
-def test_grouped_refinement_equals_one_branch_per_au():
-    rng = np.random.default_rng(2)
-    num_aus, filters = 3, 4
-    maps = tf.constant(rng.uniform(size=(2, 16, 16, num_aus)), tf.float32)
-    layer = AttentionRefinement(num_aus, filters)
-    layer.build(maps.shape)
-    randomize_statistics(layer, rng)
-    refined = []
-    for au in range(num_aus):
-        y = maps[..., au:au + 1]
-        for conv, norm in zip(layer.convs, layer.norms):
-            kernel, bias = slice_conv(conv, au, filters)
-            y = tf.nn.relu(reference_bn(tf.nn.conv2d(y, kernel, 1, "VALID") + bias,
-                                        slice_norm(norm, au, filters), False))
-        kernel, bias = slice_conv(layer.output_conv, au, 1)
-        refined.append(tf.sigmoid(tf.nn.conv2d(y, kernel, 1, "VALID") + bias))
-    np.testing.assert_allclose(layer(maps, training=False), tf.concat(refined, -1), atol=1e-5)
+    results = []
+    for form in (lambda: layer(x, training=training), lambda: patchwise_loop(layer, x, training)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = form()
+            loss = tf.reduce_sum(y * upstream)
+        results.append((y, *tape.gradient(loss, [x, *layer.trainable_weights])))
+    for fast, straightforward in zip(*results):
+        np.testing.assert_allclose(fast, straightforward, atol=1e-4)
 
 
 # -- gradient enhancement (paper Eq. 5) --------------------------------------------------------
@@ -231,7 +207,7 @@ def refinement_gradients(module, features, landmarks, objective):
     with tf.GradientTape() as tape:
         local, refined, initial = module(features, landmarks, training=True)
         loss = objective(local, refined, initial)
-    return tape.gradient(loss, module.refine.trainable_weights)
+    return tape.gradient(loss, [w for layer in module.refine for w in layer.trainable_weights])
 
 
 def test_enhancement_doubles_exactly_the_au_loss_gradient_reaching_the_maps():

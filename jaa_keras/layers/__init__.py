@@ -4,8 +4,8 @@ from jaa_keras.layers.attention import (AdaptiveAttention, AttentionRefinement, 
 from jaa_keras.layers.heads import AlignmentHead, AUHead
 from jaa_keras.layers.region import (PatchwiseConv, RegionLayer, hierarchical_branches,
                                      plain_region_branches)
-from jaa_keras.layers.stacks import FeatureStacks
+from jaa_keras.layers.stacks import FeatureStack
 
 __all__ = ["AdaptiveAttention", "AttentionRefinement", "InitialAttentionMaps", "enhance_gradient",
            "AlignmentHead", "AUHead", "PatchwiseConv", "RegionLayer", "hierarchical_branches",
-           "plain_region_branches", "FeatureStacks"]
+           "plain_region_branches", "FeatureStack"]
