@@ -37,16 +37,17 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
                                                   StandardOptions, WorkerOptions)
+from apache_beam.runners.runner import PipelineState
 
 from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
                              package_versions)
 from pipeline.options import DATASETS, PreprocessOptions
-from pipeline.sources import DatasetLayoutError, part_of, source, unknown_subjects
+from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
-from pipeline.transforms import (EXAMPLES_SUFFIX, PARTS, REJECTED_DIR, REJECTED_SUFFIX,
-                                 AlignFrames, EncodeExamples, ReadUnits, Tally, WriteExamples,
-                                 WriteRejected)
-from schemas.face import AU_SETS, au_names
+from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR,
+                                 REJECTED_SUFFIX, AlignFrames, EncodeExamples, ReadUnits, Tally,
+                                 WriteExamples, WriteRejected)
+from schemas.face import au_names
 
 STAGE = "preprocess"
 STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
@@ -80,6 +81,8 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
     if not data_dir or not output_dir:
         raise ValueError("both data_dir and output_dir are required")
+    if frame_reshuffle not in ("auto", "on", "off"):
+        raise ValueError(f"frame_reshuffle must be 'auto', 'on' or 'off', not {frame_reshuffle!r}")
     data_dir, output_dir = os.path.abspath(data_dir), _normalise(output_dir)
     raw_format = "bp4d" if dataset == "synthetic" else dataset
     if dataset == "synthetic":
@@ -96,6 +99,7 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
         raise DatasetLayoutError(
             f"{data_dir}: subject(s) {', '.join(strangers)} are in no official {raw_format} part "
             f"(FACTS section 8); move them out of the folder to preprocess the rest")
+    expected_frames = _labelled_frames(raw_format, units)
     read_options = _read_options(raw_format, landmark_offset, video_offset)
     parameters = {"dataset": dataset, "data_dir": data_dir, "read_options": read_options,
                   "jpeg_quality": jpeg_quality, "num_shards": num_shards,
@@ -113,12 +117,17 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     runner, in_process = _runner(options)
     reshuffle = frame_reshuffle == "on" or (frame_reshuffle == "auto" and not in_process)
     beam_started = time.perf_counter()
-    with beam.Pipeline(runner=runner, options=options) as pipeline:
-        build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
-                       jpeg_quality=jpeg_quality, num_shards=num_shards, reshuffle=reshuffle)
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
+                   jpeg_quality=jpeg_quality, num_shards=num_shards, reshuffle=reshuffle)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise JobIntegrityError(f"the Beam job ended in state {state}; {output_dir} is incomplete")
     beam_seconds = time.perf_counter() - beam_started
 
-    summary = _finish_output(output_dir, dataset, units, parameters, inputs)
+    summary = _finish_output(output_dir, dataset, units, parameters, inputs, expected_frames)
+    summary["counters"] = _counters(result)
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
     _write_json(_join(output_dir, COMPLETION_FILE), {
@@ -144,7 +153,8 @@ def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_op
     _ = aligned.rejected | "WriteRejected" >> WriteRejected(output_dir)
     _ = ((frames, examples, aligned.rejected)
          | "Tally" >> Tally()
-         | "WriteTally" >> beam.Map(_write_json_at, _join(output_dir, WORK_DIR, "tally.json")))
+         | "WriteTally" >> beam.Map(lambda tally, path: _write_json(path, tally),
+                                    _join(output_dir, WORK_DIR, "tally.json")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +230,8 @@ def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -
             "identity": {"dataset": dataset}, "pid": os.getpid()})
 
 
-def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict) -> dict:
+def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict,
+                   expected_frames: int) -> dict:
     """Read the outputs back, check the totals, write stats.json and manifest.json."""
     tally = _read_json(_join(output_dir, WORK_DIR, "tally.json"))
     files, records = [], {}
@@ -239,6 +250,9 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
     examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
     rejected = records.get(REJECTED_DIR, 0)
     problems = []
+    if tally["frames_in"] != expected_frames:
+        problems.append(f"the label files list {expected_frames} frames but {tally['frames_in']} "
+                        f"were read")
     if tally["frames_in"] != sum(examples.values()) + rejected:
         problems.append(f"{tally['frames_in']} frames read but {sum(examples.values())} examples "
                         f"written + {rejected} rejected")
@@ -265,6 +279,28 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         "files": files, "versions": package_versions()})
     FileSystems.delete([_join(output_dir, WORK_DIR)])
     return summary
+
+
+def _labelled_frames(raw_format: str, units) -> int:
+    """Read every label file once before the job: an unreadable one is a DatasetLayoutError
+    naming it, and the count is what the readers must yield."""
+    if raw_format == "bp4d":
+        return sum(len(bp4d.read_au_codes(unit.paths["labels"])[0]) for unit in units)
+    return sum(len(disfa.read_labels(unit.paths["labels"], unit.subject)[0]) for unit in units)
+
+
+def _counters(result) -> dict:
+    """The job's Beam counters (committed values where the runner reports them)."""
+    try:
+        counters = result.metrics().query()["counters"]
+    except (NotImplementedError, KeyError):
+        return {}
+    totals = {}
+    for counter in counters:
+        if counter.key.metric.namespace == NAMESPACE:
+            value = counter.committed if counter.committed is not None else counter.attempted
+            totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + value
+    return dict(sorted(totals.items()))
 
 
 def _read_options(raw_format: str, landmark_offset, video_offset) -> dict:
@@ -330,10 +366,6 @@ def _write_json(path: str, value) -> None:
     with FileSystems.create(temp) as f:
         f.write(json.dumps(value, indent=2, sort_keys=True).encode() + b"\n")
     FileSystems.rename([temp], [path])
-
-
-def _write_json_at(value, path: str) -> None:
-    _write_json(path, value)
 
 
 def _read_json(path: str):

@@ -221,7 +221,7 @@ def test_outputs_that_do_not_add_up_fail_loudly(built, tmp_path):
     for path in (out / "rejected").glob("*.jsonl"):   # lose the rejected frames
         path.write_text("")
     with pytest.raises(job.JobIntegrityError, match="frames read but"):
-        job._finish_output(str(out), "synthetic", units, {}, {})
+        job._finish_output(str(out), "synthetic", units, {}, {}, expected_frames=36)
     assert not (out / "_COMPLETE.json").exists()
 
 

@@ -82,7 +82,7 @@ _AU_MOVES = {
     12: {31: (-0.06, -0.10), 32: (-0.03, -0.05), 42: (-0.03, -0.06), 43: (-0.02, -0.03),
          48: (-0.02, -0.03)},
     14: {31: (0.045, -0.01), 32: (0.02, 0), 42: (0.02, 0)},
-    15: {31: (0, 0.09), 32: (0, 0.035), 42: (0, 0.04), 43: (0, 0.02), 48: (0, 0.025)},
+    15: {31: (0, 0.11), 32: (0, 0.04), 42: (0, 0.05), 43: (0, 0.025), 48: (0, 0.03)},
     17: {38: (0, -0.04), 39: (0, -0.06), 40: (0, -0.06), 46: (0, -0.04), 47: (0, -0.045),
          33: (0, -0.015), 34: (0, -0.015)},
     20: {31: (-0.08, 0.01), 32: (-0.04, 0.0), 42: (-0.04, 0.0), 43: (-0.03, 0), 48: (-0.03, 0)},
@@ -152,7 +152,7 @@ def make_identity(name: str, rng: np.random.Generator) -> Identity:
     clip = lambda c: tuple(float(v) for v in np.clip(c, 0, 255))  # noqa: E731
     return Identity(name=name, landmarks=points, jaw=jaw, skin=clip(skin), lips=clip(lips),
                     brows=clip(brows), hair=clip(hair), iris=clip(iris), background=clip(background),
-                    brow_thickness=rng.uniform(0.045, 0.075), hairline=rng.uniform(-1.0, -0.86),
+                    brow_thickness=rng.uniform(0.045, 0.075), hairline=rng.uniform(-1.05, -0.92),
                     face_scale=rng.uniform(60, 70))
 
 

@@ -6,6 +6,7 @@ its texture appears (wrinkles, folds, shading) with a contrast proportional to i
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -89,9 +90,9 @@ def _draw_wrinkles(c: _Canvas, p: np.ndarray, jaw: np.ndarray, s: dict, skin):
     if on(2):   # outer brow raiser: lines over the outer brows
         for side in (-1, 1):
             tail = p[1] if side < 0 else p[8]
-            for dy in (0.15, 0.25):
-                a, b = tail + (-0.15 * side, -dy), tail + (0.16 * side, -dy - 0.02 * side * 0)
-                c.line(_curve(a, b, 0.02 * side), dark(2), 0.022)
+            for dy in (0.12, 0.19, 0.26):
+                c.line(_curve(tail + (-0.15 * side, -dy), tail + (0.16 * side, -dy), 0.02 * side),
+                       dark(2, 0.5), 0.025)
     if on(4):   # brow lowerer: vertical furrows between the brows, shadow under the brows
         for side in (-1, 1):
             x = p[4 if side < 0 else 5, 0] + 0.06 * side * -1
@@ -124,11 +125,18 @@ def _draw_wrinkles(c: _Canvas, p: np.ndarray, jaw: np.ndarray, s: dict, skin):
             c.line(_curve(corner + (0.03 * side, -0.1), corner + (0.06 * side, 0.07), -0.03 * side),
                    dark(12, 0.5), 0.022)
         if on(14):  # dimpler: a dimple beside each corner
-            c.ellipse(corner + (0.06 * side, 0.0), (0.02, 0.03), dark(14, 0.55))
-        if on(15):  # lip corner depressor: lines running down from the corners
-            c.line([corner + (0.02 * side, 0.04), corner + (0.08 * side, 0.2)], dark(15, 0.5), 0.022)
+            c.ellipse(corner + (0.07 * side, 0.0), (0.035, 0.05), dark(14, 0.7))
+            c.line(_curve(corner + (0.04 * side, -0.07), corner + (0.04 * side, 0.07), 0.02 * side),
+                   dark(14, 0.5), 0.02)
+        if on(15):  # lip corner depressor: folds running down from the corners
+            c.line(_curve(corner + (0.02 * side, 0.03), corner + (0.09 * side, 0.24), 0.02 * side),
+                   dark(15, 0.6), 0.03)
         if on(20):  # lip stretcher: short strain lines outside the corners
             c.line([corner + (0.05 * side, 0.03), corner + (0.14 * side, 0.05)], dark(20, 0.5), 0.02)
+    if on(24):  # lip pressor: the skin bulges just above and below the pressed lips
+        for edge, dy in ((p[34], -0.05), (p[40], 0.05)):
+            c.line(_curve(edge + (-0.13, dy), edge + (0.13, dy), 0.015 * np.sign(dy)),
+                   dark(24, 0.45), 0.025)
     if on(17):  # chin raiser: a furrow under the lower lip and a dimpled chin
         lip_bottom = p[40]
         c.line(_curve(lip_bottom + (-0.15, 0.1), lip_bottom + (0.15, 0.1), -0.03), dark(17, 0.45), 0.025)
@@ -154,12 +162,6 @@ def render_face(identity: Identity, strengths: dict[int, float], pose: Pose, siz
     for side in (-1, 1):
         c.ellipse((side * jaw[-1, 0] * 0.98, 0.3), (0.1, 0.2), _mix(skin, 0.12))
     c.fill(_head_outline(jaw), skin)
-    theta = np.linspace(-0.08 * np.pi, -0.92 * np.pi, 15)
-    half = (jaw[-1, 0] - jaw[0, 0]) / 2
-    cap = np.stack([half * 1.01 * np.cos(theta), 0.38 + 1.46 * np.sin(theta)], 1)
-    line = _curve(cap[-1], cap[0], -0.1)
-    line[:, 1] = np.minimum(line[:, 1], identity.hairline + 0.25 * np.abs(line[:, 0]))
-    c.fill(np.concatenate([cap, line]), identity.hair)
 
     gaze = rng.normal(0, 0.012, 2)
     for eye, upper, lower in ((slice(19, 25), [19, 20, 21, 22], [22, 23, 24, 19]),
@@ -175,6 +177,12 @@ def render_face(identity: Identity, strengths: dict[int, float], pose: Pose, siz
         c.line(points[upper[1:3]] + [0, -0.05], _mix(skin, 0.2), 0.012)
 
     _draw_wrinkles(c, points, jaw, strengths, skin)
+    theta = np.linspace(-0.08 * np.pi, -0.92 * np.pi, 15)   # hair over the top of the forehead
+    half = (jaw[-1, 0] - jaw[0, 0]) / 2
+    cap = np.stack([half * 1.01 * np.cos(theta), 0.38 + 1.46 * np.sin(theta)], 1)
+    line = _curve(cap[-1], cap[0], -0.1)
+    line[:, 1] = np.minimum(line[:, 1], identity.hairline + 0.25 * np.abs(line[:, 0]))
+    c.fill(np.concatenate([cap, line]), identity.hair)
 
     for brow in (points[0:5], points[5:10]):
         c.line(brow, identity.brows, identity.brow_thickness)
@@ -195,37 +203,52 @@ def _draw_mouth(c: _Canvas, p: np.ndarray, s: dict, identity: Identity):
     if gap.max() > 0.02:   # upper teeth show in an open mouth
         teeth_bottom = upper_inner + np.stack([np.zeros(3), np.minimum(gap, 0.07)], 1)
         c.fill(np.concatenate([upper_inner, teeth_bottom[::-1]]), _TEETH)
-    lips = _mix(identity.lips, 0.5 * s.get(24, 0.0), identity.skin)   # pressed lips go pale
+    lips = _mix(identity.lips, 0.7 * s.get(24, 0.0), identity.skin)   # pressed lips go pale
     c.fill(np.concatenate([p[31:38], p[[45, 44, 43]]]), lips)
     c.fill(np.concatenate([p[[37, 38, 39, 40, 41, 42, 31]], p[[48, 47, 46]]]), lips)
     t23 = s.get(23, 0.0)
-    c.line(p[31:43], _mix(identity.lips, 0.2 + 0.5 * t23), 0.012 + 0.03 * t23, closed=True)
+    c.line(p[31:43], _mix(identity.lips, 0.2 + 0.6 * t23), 0.012 + 0.035 * t23, closed=True)
     c.line(np.concatenate([p[[31]], upper_inner, p[[37]]]), _mix(_MOUTH, 0.2), 0.015)
 
 
 def _finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Camera look: a little blur, uneven light, gain and sensor noise."""
     height, width = image.shape[:2]
-    image = cv2.GaussianBlur(image, (3, 3), 0.7)
+    work = _workspace(height, width)
+    cv2.GaussianBlur(image, (3, 3), 0.7, dst=image)
     direction = rng.normal(size=2)
-    direction /= np.hypot(*direction)
-    ys = np.linspace(-1, 1, height, dtype=np.float32)[:, None]
-    xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
-    light = np.float32(rng.uniform(0.85, 1.12)) + np.float32(rng.uniform(0.0, 0.12)) * (
-        xs * np.float32(direction[0]) + ys * np.float32(direction[1]))
-    noisy = cv2.multiply(image.astype(np.float32), cv2.merge([light] * 3))
-    top, left = rng.integers(0, _NOISE_MARGIN, 2)
-    window = _noise_bank(height, width)[top:top + height, left:left + width]
-    cv2.scaleAdd(window, float(rng.uniform(1.5, 4.0)), noisy, dst=noisy)
-    return np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
+    direction *= rng.uniform(0.0, 0.12) / np.hypot(*direction)
+    cv2.addWeighted(work.xs, float(direction[0]), work.ys, float(direction[1]),
+                    float(rng.uniform(0.85, 1.12)), dst=work.light)
+    cv2.merge([work.light] * 3, dst=work.light3)
+    np.copyto(work.frame, image, casting="unsafe")
+    cv2.multiply(work.frame, work.light3, dst=work.frame)
+    top = int(rng.integers(0, _NOISE_MARGIN))
+    cv2.scaleAdd(work.noise[top:top + height], float(rng.uniform(1.5, 4.0) * rng.choice((-1, 1))),
+                 work.frame, dst=work.frame)
+    np.clip(work.frame, 0, 255, out=work.frame)
+    return work.frame.astype(np.uint8)
 
 
 _NOISE_MARGIN = 64
 
 
+@dataclass
+class _Workspace:
+    """Buffers reused frame after frame: fresh megabyte-sized arrays per frame cost more in page
+    faults than the arithmetic on them."""
+    xs: np.ndarray        # (h, w) float32, -1..1 left to right
+    ys: np.ndarray        # (h, w) float32, -1..1 top to bottom
+    light: np.ndarray     # (h, w) float32
+    light3: np.ndarray    # (h, w, 3) float32
+    frame: np.ndarray     # (h, w, 3) float32
+    noise: np.ndarray     # (h + margin, w, 3) unit Gaussian; frames take shifted windows of it
+
+
 @functools.lru_cache(maxsize=4)
-def _noise_bank(height: int, width: int) -> np.ndarray:
-    """Unit Gaussian noise a little larger than a frame; frames take shifted windows of it
-    (drawing fresh noise per frame would cost more than drawing the face)."""
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((height + _NOISE_MARGIN, width + _NOISE_MARGIN, 3), np.float32)
+def _workspace(height: int, width: int) -> _Workspace:
+    ys, xs = np.meshgrid(np.linspace(-1, 1, height, dtype=np.float32),
+                         np.linspace(-1, 1, width, dtype=np.float32), indexing="ij")
+    noise = np.random.default_rng(0).standard_normal((height + _NOISE_MARGIN, width, 3), np.float32)
+    return _Workspace(xs=xs, ys=ys, light=np.empty_like(xs), light3=np.empty((height, width, 3), np.float32),
+                      frame=np.empty((height, width, 3), np.float32), noise=noise)
