@@ -7,7 +7,9 @@
    frames (288 x 288) and on the same frames scaled to BP4D's 1040 x 1392 (the warp reads more
    memory there). Target: >= 150 frames/s per core.
 2. the whole job (read + decode + align + encode + write + tally) on the in-process runner with
-   one worker, from a synthetic raw folder in BP4D's layout, and a profile naming what dominates.
+   one worker, from synthetic raw folders in BP4D's layout: the rate, and from two sizes the
+   steady per-frame rate and the fixed overhead (pipeline construction, runner start, write
+   finalisation); a profile names what dominates.
 Medians over --repeats runs. Run it on an otherwise idle machine.
 """
 import argparse
@@ -83,9 +85,13 @@ def bench_align_encode(frames, scale_to=None, repeats=3):
     return statistics.median(rates), {k: round(statistics.median(v), 3) for k, v in steps.items()}
 
 
-def bench_decode(frames, repeats=3):
-    """Median ms to decode one raw JPEG (the reader's part of the job)."""
-    blobs = [open(f.image_source, "rb").read() for f in frames]
+def bench_decode(frames, scale_to=None, repeats=3):
+    """Median ms to decode one raw JPEG (the reader's share of the job), optionally of the frame
+    scaled to another size and re-encoded as the source would store it."""
+    blobs = []
+    for f in frames:
+        image = f.image if scale_to is None else cv2.resize(f.image, scale_to)
+        blobs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -96,14 +102,15 @@ def bench_decode(frames, repeats=3):
 
 
 def bench_job(raw, spec, work, repeats):
-    rates = []
+    """(frames, median seconds of the Beam part) of the whole job, in process, one worker."""
+    seconds = []
     for r in range(repeats):
         out = os.path.join(work, f"examples{r}")
         summary = job.run_preprocessing("synthetic", raw, out, ["--runner=DirectRunner"],
                                         synthetic=spec)
-        rates.append(summary["frames_in"] / summary["seconds"]["beam"])
+        seconds.append(summary["seconds"]["beam"])
         shutil.rmtree(out)
-    return statistics.median(rates)
+    return summary["frames_in"], statistics.median(seconds)
 
 
 # What the job spends its time on: cumulative seconds of these functions (file, function name).
@@ -150,24 +157,34 @@ def main(argv=None):
         args.subjects, args.tasks, args.frames, args.repeats = 3, 2, 30, 1
     cv2.setNumThreads(1)   # per core
     spec = SyntheticSpec(subjects=args.subjects, tasks=args.tasks, frames=args.frames)
+    third = SyntheticSpec(subjects=args.subjects, tasks=args.tasks, frames=max(2, args.frames // 3))
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_preprocess_")
     raw = os.path.join(work, "raw")
-    t0 = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     ensure(raw, spec)
-    generated = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     frames = _frames(raw, 600)
     small, small_steps = bench_align_encode(frames, repeats=args.repeats)
     large, large_steps = bench_align_encode(frames[:200], BP4D_SIZE, repeats=args.repeats)
+    # job time = fixed overhead + frames / steady rate; two sizes give both
+    ensure(os.path.join(work, "raw_third"), third)
+    n1, t1 = bench_job(os.path.join(work, "raw_third"), third, work, args.repeats)
+    n2, t2 = bench_job(raw, spec, work, args.repeats)
+    steady = (n2 - n1) / (t2 - t1)
     result = {
-        "frames": spec.subjects * spec.tasks * spec.frames,
-        "synthetic_generation_seconds": round(generated, 2),
+        "frames": n2,
+        "synthetic_generation": {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                 "cpu_ms_per_frame": round(cpu / n2 * 1e3, 2)},
         "align_encode_frames_per_s_per_core": {"288x288": round(small, 1),
                                                "1040x1392": round(large, 1)},
         "align_encode_ms_per_step": {"288x288": small_steps, "1040x1392": large_steps},
-        "raw_jpeg_decode_ms": {"288x288": bench_decode(frames[:200], args.repeats)},
-        "job_frames_per_s_in_process_1_worker": round(bench_job(raw, spec, work, args.repeats), 1),
-        "job_profile_top_self_time": profile_job(raw, spec, work),
-        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(),
+        "raw_jpeg_decode_ms": {"288x288": bench_decode(frames[:200], None, args.repeats),
+                               "1040x1392": bench_decode(frames[:50], BP4D_SIZE, args.repeats)},
+        "job_in_process_1_worker": {"frames_per_s": round(n2 / t2, 1),
+                                    "steady_frames_per_s": round(steady, 1),
+                                    "fixed_overhead_s": round(t1 - n1 / steady, 2)},
+        "job_profile": profile_job(raw, spec, work),
+        "cpu_count": os.cpu_count(), "load_average": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(result, indent=2))
     if args.work_dir is None:

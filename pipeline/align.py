@@ -50,7 +50,7 @@ def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE,
     """The 2 x 3 similarity matrix taking raw pixel coordinates to aligned ones."""
     landmarks = np.asarray(landmarks, np.float64)
     if landmarks.shape != (NUM_LANDMARKS, 2):
-        raise AlignmentError(f"expected ({NUM_LANDMARKS}, 2) landmarks, got shape {landmarks.shape}")
+        raise AlignmentError(f"expected ({NUM_LANDMARKS}, 2) landmarks, got {landmarks.shape}")
     if not np.all(np.isfinite(landmarks)):
         raise AlignmentError("landmarks contain NaN or infinite values")
     left, right = eye_centres(landmarks)

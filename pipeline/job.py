@@ -23,6 +23,8 @@ workers' package (--setup_file defaults to it).
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import hashlib
 import json
 import logging
@@ -76,21 +78,13 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     beam_args    Beam's own flags (--runner, --direct_num_workers, --project, ...)
     Raises DatasetLayoutError (a ValueError) before any work when the input is not usable.
     """
-    started = time.perf_counter()
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
-    if not data_dir or not output_dir:
-        raise ValueError("both data_dir and output_dir are required")
+    started_at, started = _now(), time.perf_counter()
     if frame_reshuffle not in ("auto", "on", "off"):
         raise ValueError(f"frame_reshuffle must be 'auto', 'on' or 'off', not {frame_reshuffle!r}")
-    data_dir, output_dir = os.path.abspath(data_dir), _normalise(output_dir)
-    raw_format = "bp4d" if dataset == "synthetic" else dataset
-    if dataset == "synthetic":
-        synthetic = synthetic or SyntheticSpec()
-        if synthetic.layout != "bp4d":
-            raise ValueError("the 'synthetic' dataset uses the BP4D layout; for a DISFA-layout "
-                             "synthetic set generate it with pipeline.synthetic and use 'disfa'")
-        ensure(data_dir, synthetic)
+    if not output_dir:
+        raise ValueError("output_dir is required")
+    output_dir = _normalise(output_dir)
+    raw_format, data_dir, synthetic = _raw_input(dataset, data_dir, synthetic)
     reader = source(raw_format)
     reader.validate_root(data_dir)
     units = reader.list_units(data_dir)
@@ -103,12 +97,12 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     read_options = _read_options(raw_format, landmark_offset, video_offset)
     parameters = {"dataset": dataset, "data_dir": data_dir, "read_options": read_options,
                   "jpeg_quality": jpeg_quality, "num_shards": num_shards,
-                  "synthetic": synthetic.__dict__ if synthetic else None}
+                  "synthetic": dataclasses.asdict(synthetic) if synthetic else None}
     inputs = {"raw": _fingerprint(data_dir)}
     key = cache_key_for(STAGE, parameters, inputs)
 
     record = _read_record(output_dir)
-    if record and record.get("cache_key") == key and not force:
+    if record and record.get("cache_key") == key and not force and _files_intact(output_dir):
         _LOG.info("%s is complete for these parameters and input; nothing to do", output_dir)
         return {**record.get("summary", {}), "status": "skipped"}
     _prepare_output(output_dir, key, parameters, dataset)
@@ -134,11 +128,32 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
         "format": RECORD_FORMAT, "stage": STAGE, "parameters": parameters,
         "identity": {"dataset": dataset}, "inputs": inputs, "cache_key": key,
         "versions": package_versions(), "summary": summary,
-        "timings": {"seconds": summary["seconds"]["total"]}})
+        "timings": {"started_at": started_at, "finished_at": _now(),
+                    "seconds": summary["seconds"]["total"]}})
     FileSystems.delete([_join(output_dir, STARTED_FILE)])
     _LOG.info("%s: %d frames in, %d examples written, %d rejected", output_dir,
               summary["frames_in"], summary["examples_total"], summary["rejected_total"])
     return {**summary, "status": "ran"}
+
+
+def _raw_input(dataset: str, data_dir: str, synthetic: SyntheticSpec | None):
+    """(raw format, absolute data_dir, synthetic spec or None); generates the synthetic set."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if not data_dir:
+        raise ValueError("data_dir is required (for 'synthetic': where its raw data goes)")
+    data_dir = os.path.abspath(data_dir)
+    if dataset != "synthetic":
+        return dataset, data_dir, None
+    synthetic = synthetic or SyntheticSpec()
+    if synthetic.layout != "bp4d":
+        raise ValueError("the 'synthetic' dataset uses the BP4D layout; for a DISFA-layout "
+                         "synthetic set generate it with pipeline.synthetic and use 'disfa'")
+    try:
+        ensure(data_dir, synthetic)
+    except FileExistsError as error:
+        raise DatasetLayoutError(str(error)) from None
+    return "bp4d", data_dir, synthetic
 
 
 def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_options: dict,
@@ -315,7 +330,7 @@ def _read_options(raw_format: str, landmark_offset, video_offset) -> dict:
 
 
 def _runner(options: PipelineOptions):
-    """(runner, in process?) for the --runner flag; DirectRunner means the in-process FnApiRunner."""
+    """(runner, in process?) for --runner; DirectRunner means the in-process FnApiRunner."""
     name = options.view_as(StandardOptions).runner or "DirectRunner"
     if name.lower() in _IN_PROCESS_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
@@ -330,7 +345,8 @@ def _runner(options: PipelineOptions):
 def _default_setup_file(options: PipelineOptions) -> None:
     """Dataflow workers need this package: stage the repository unless told otherwise."""
     setup = options.view_as(SetupOptions)
-    if setup.setup_file or setup.extra_packages or options.view_as(WorkerOptions).sdk_container_image:
+    container = options.view_as(WorkerOptions).sdk_container_image
+    if setup.setup_file or setup.extra_packages or container:
         return
     repo = Path(__file__).resolve().parents[1]
     for name in ("setup.py", "pyproject.toml"):
@@ -371,6 +387,25 @@ def _write_json(path: str, value) -> None:
 def _read_json(path: str):
     with FileSystems.open(path) as f:
         return json.loads(f.read())
+
+
+def _files_intact(output_dir: str) -> bool:
+    """Every file the manifest lists is there with its size (a cheap check before skipping)."""
+    try:
+        listed = _read_json(_join(output_dir, MANIFEST_FILE))["files"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return False
+    sizes = {_relative(output_dir, m.path): m.size_in_bytes
+             for m in FileSystems.match([_join(output_dir, "**")])[0].metadata_list}
+    intact = all(sizes.get(f["path"]) == f["bytes"] for f in listed)
+    if not intact:
+        _LOG.warning("%s has a completion record but files of its manifest are missing or "
+                     "changed; rebuilding", output_dir)
+    return intact
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _read_record(output_dir: str) -> dict | None:

@@ -15,8 +15,9 @@ class PreprocessOptions(PipelineOptions):
                             help="raw dataset to preprocess; 'synthetic' generates the built-in "
                                  "dataset (BP4D layout) into --data_dir first")
         parser.add_argument("--data_dir", default=None,
-                            help="raw dataset folder (BP4D or DISFA as released); for 'synthetic' "
-                                 "the folder the generated raw data goes to (reused when it matches)")
+                            help="raw dataset folder (BP4D or DISFA as released); for "
+                                 "'synthetic' the folder the generated raw data goes to (reused "
+                                 "when it matches)")
         parser.add_argument("--output_dir", default=None,
                             help="examples folder: part1/ part2/ part3/ rejected/ stats.json "
                                  "manifest.json _COMPLETE.json")

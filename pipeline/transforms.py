@@ -3,7 +3,7 @@
     units | ReadUnits(...)          -> RawFrame            (one per labelled frame)
           | AlignFrames()           -> AlignedFace main output, Rejection on the "rejected" tag
           | EncodeExamples(...)     -> Example             (part, serialized tf.Example, labels)
-    WriteExamples(output_dir)       one GZIP TFRecord set per part: part{1,2,3}/examples-*.tfrecord.gz
+    WriteExamples(output_dir)       GZIP TFRecords per part: part{1,2,3}/examples-*.tfrecord.gz
     WriteRejected(output_dir)       rejected/rejected-*.jsonl, one JSON line per frame set aside
     Tally()                         frames in, examples and AU counts per part, rejections by reason
 
@@ -50,7 +50,7 @@ class Rejection(NamedTuple):
 
     @property
     def category(self) -> str:
-        """The reason without its details ("image unreadable: truncated JPEG" -> "image unreadable")."""
+        """The reason without details: "image unreadable: truncated JPEG" -> "image unreadable"."""
         return self.reason.split(":", 1)[0]
 
     def to_json(self) -> str:
@@ -123,8 +123,9 @@ class _AlignFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTED, rejection)
             return
         self._aligned.inc()
-        yield AlignedFrame(frame.subject, frame.task, int(frame.frame), np.asarray(frame.au, np.int64),
-                           face.image, face.landmarks, face.inter_ocular)
+        yield AlignedFrame(frame.subject, frame.task, int(frame.frame),
+                           np.asarray(frame.au, np.int64), face.image, face.landmarks,
+                           face.inter_ocular)
 
 
 class AlignFrames(beam.PTransform):
@@ -181,7 +182,8 @@ class WriteExamples(beam.PTransform):
         self._output_dir, self._num_shards = output_dir.rstrip("/"), num_shards
 
     def expand(self, examples):
-        by_part = examples | "ByPart" >> beam.Partition(lambda example, _: example.part - 1, len(PARTS))
+        by_part = examples | "ByPart" >> beam.Partition(lambda example, _: example.part - 1,
+                                                         len(PARTS))
         for part, pcoll in zip(PARTS, by_part):
             _ = (pcoll
                  | f"Serialized{part}" >> beam.Map(lambda example: example.serialized)

@@ -16,11 +16,12 @@ def _face(angle_deg=12.0, scale=55.0, centre=(170.0, 140.0), seed=0):
     template[5:10] = template[4::-1] * [-1, 1]
     template[10:14] = np.stack([np.zeros(4), np.linspace(0.0, 0.54, 4)], 1)
     template[14:19] = np.stack([np.linspace(-0.2, 0.2, 5), [0.62, 0.66, 0.68, 0.66, 0.62]], 1)
-    eye = np.array([[-0.21, 0], [-0.07, -0.07], [0.07, -0.07], [0.21, 0], [0.07, 0.06], [-0.07, 0.06]])
+    eye = np.array([[-0.21, 0], [-0.07, -0.07], [0.07, -0.07], [0.21, 0], [0.07, 0.06],
+                    [-0.07, 0.06]])
     template[19:25] = eye + [-0.5, 0]
-    template[25:31] = eye[[0, 1, 2, 3, 4, 5]] * [1, 1] + [0.5, 0]
-    template[31:43] = np.stack([0.4 * np.cos(np.linspace(np.pi, -np.pi, 12, endpoint=False)),
-                                1.0 + 0.13 * np.sin(np.linspace(np.pi, -np.pi, 12, endpoint=False))], 1)
+    template[25:31] = eye + [0.5, 0]
+    lip = np.linspace(np.pi, -np.pi, 12, endpoint=False)
+    template[31:43] = np.stack([0.4 * np.cos(lip), 1.0 + 0.13 * np.sin(lip)], 1)
     template[43:49] = np.stack([[-0.15, 0, 0.15, 0.15, 0, -0.15], [0.99] * 3 + [1.01] * 3], 1)
     template += rng.normal(0, 0.01, template.shape)
     a = np.deg2rad(angle_deg)

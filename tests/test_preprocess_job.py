@@ -97,7 +97,8 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_record_is_written_l
     assert manifest["subjects"] == {"1": ["F001"], "2": ["F003"], "3": ["F004"]}
     assert manifest["examples"] == summary["examples"] and manifest["versions"]["apache-beam"]
     record = json.loads((out / "_COMPLETE.json").read_text())
-    assert record["stage"] == "preprocess" and record["summary"]["frames_in"] == summary["frames_in"]
+    assert record["stage"] == "preprocess"
+    assert record["summary"]["frames_in"] == summary["frames_in"]
     newest_output = max(os.stat(p).st_mtime_ns for p in _mtimes(out) if "_COMPLETE" not in p)
     assert os.stat(out / "_COMPLETE.json").st_mtime_ns >= newest_output
     assert not (out / "_work").exists() and not (out / "_STARTED.json").exists()
@@ -124,7 +125,8 @@ def test_examples_read_back_with_tf_data_match_the_raw_frames(built):
             assert np.abs(row["image"].astype(int) - face.image).mean() < 3   # JPEG q95
     not_coded = [p for p in json.loads((raw / "SYNTHETIC.json").read_text())["planted"]
                  if p["kind"].startswith("not_coded")]
-    assert any((raw_frames[(p["subject"], p["task"], p["frame"])].au == -1).any() for p in not_coded)
+    assert any((raw_frames[(p["subject"], p["task"], p["frame"])].au == -1).any()
+               for p in not_coded)
 
 
 def _records_without_tensorflow(path):
@@ -203,6 +205,8 @@ def test_an_incomplete_output_is_rebuilt_and_a_foreign_folder_refused(built, tmp
     assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
     assert not (out / "part1" / "examples-00007-of-00009.tfrecord.gz").exists()
     assert (out / "_COMPLETE.json").exists()
+    next(out.glob("part2/*.tfrecord.gz")).unlink()        # complete, but a file went missing
+    assert _run(raw, out)["status"] == "ran" and _tfrecords(out, 2)
     mine = tmp_path / "my_folder"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
@@ -236,7 +240,8 @@ def test_a_disfa_layout_synthetic_set(tmp_path):
     rows = _parsed(_tfrecords(tmp_path / "examples"), len(AU_SETS["disfa"]))
     assert len(rows) == summary["examples_total"] and rows[0]["au"].shape == (8,)
     bad = [p for p in record["planted"] if p["kind"] == "bad_intensity"][0]
-    row = [r for r in rows if r["subject"].decode() == bad["subject"] and r["frame"] == bad["frame"]]
+    row = [r for r in rows
+           if r["subject"].decode() == bad["subject"] and r["frame"] == bad["frame"]]
     assert (row[0]["au"] == -1).sum() == 1
     stats = json.loads((tmp_path / "examples" / "stats.json").read_text())
     assert len(stats["splits"]["fold3"]["weights"]) == 8

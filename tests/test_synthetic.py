@@ -67,7 +67,8 @@ def test_planted_bad_frames_come_back_with_their_problem(written):
         frame = frames[(plant["subject"], plant["task"], plant["frame"])]
         kind = plant["kind"]
         if kind in EXPECTED_PROBLEM[spec.layout]:
-            assert frame.problem.startswith(EXPECTED_PROBLEM[spec.layout][kind]), (kind, frame.problem)
+            expected = EXPECTED_PROBLEM[spec.layout][kind]
+            assert frame.problem.startswith(expected), (kind, frame.problem)
         elif kind == "degenerate_landmarks":
             assert frame.problem is None
             with pytest.raises(AlignmentError):
@@ -163,7 +164,8 @@ def test_an_au_changes_the_picture_only_near_its_centres(au):
     ys, xs = np.nonzero(changed)
     ruler = abs(points[LEFT_INNER_EYE_CORNER, 0] - points[RIGHT_INNER_EYE_CORNER, 0])
     centres = np.array([(points[i, 0], points[i, 1] + k * ruler) for i, k in AU_CENTRE_RULES[au]])
-    distance = np.hypot(xs[:, None] - centres[:, 0], ys[:, None] - centres[:, 1]).min(1) / _POSE.scale
+    distance = np.hypot(xs[:, None] - centres[:, 0], ys[:, None] - centres[:, 1]).min(1)
+    distance /= _POSE.scale
     assert distance.max() < (1.3 if au == 26 else 0.9)   # the jaw drop moves the whole chin
     assert np.percentile(distance, 95) < (0.95 if au == 26 else 0.72)
     # landmarks outside the AU's own region stay where they were

@@ -70,7 +70,8 @@ def subject_names(layout: str, count: int) -> list[str]:
         if layout == "bp4d":
             women = [s for s in part if s[0] == "F"]
             men = sorted((s for s in part if s[0] == "M"), reverse=True)
-            part = [s for pair in zip(women, men) for s in pair] + women[len(men):] + men[len(women):]
+            pairs = [s for pair in zip(women, men) for s in pair]
+            part = pairs + women[len(men):] + men[len(women):]
         queues.append(list(part))
     return [queues[i % 3][i // 3] for i in range(count)]
 

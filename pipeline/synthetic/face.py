@@ -17,7 +17,8 @@ DRAWN_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
 
 # Neutral face in the 49-point order of FACTS section 1.
 _LEFT_BROW = [(-0.86, -0.27), (-0.70, -0.38), (-0.52, -0.42), (-0.35, -0.40), (-0.19, -0.34)]
-_LEFT_EYE = [(-0.72, 0.0), (-0.58, -0.065), (-0.42, -0.065), (-0.28, 0.0), (-0.42, 0.055), (-0.58, 0.055)]
+_LEFT_EYE = [(-0.72, 0.0), (-0.58, -0.065), (-0.42, -0.065), (-0.28, 0.0),
+             (-0.42, 0.055), (-0.58, 0.055)]
 _NOSE = [(0, 0.0), (0, 0.18), (0, 0.36), (0, 0.54),
          (-0.20, 0.61), (-0.10, 0.66), (0, 0.68), (0.10, 0.66), (0.20, 0.61)]
 _OUTER_LIP = [(-0.40, 1.00), (-0.26, 0.93), (-0.10, 0.89), (0, 0.91), (0.10, 0.89), (0.26, 0.93),
@@ -30,7 +31,7 @@ def _mirror(points):
 
 
 def _right_eye():
-    # 25 inner corner, 26-27 upper lid inner to outer, 28 outer corner, 29-30 lower lid outer to inner
+    # 25 inner corner, 26-27 upper lid (inner to outer), 28 outer corner, 29-30 lower lid (back)
     outer, up_out, up_in, inner, low_in, low_out = _mirror(_LEFT_EYE)
     return [inner, up_in, up_out, outer, low_out, low_in]
 
@@ -147,11 +148,13 @@ def make_identity(name: str, rng: np.random.Generator) -> Identity:
     dark = rng.uniform(20, 90)
     brows = np.array([dark, dark * 0.8, dark * 0.65]) * rng.uniform(0.8, 1.2)
     hair = brows * rng.uniform(0.8, 1.6)
-    iris = rng.choice([[60, 40, 25], [90, 110, 140], [70, 90, 60], [40, 30, 25]]) * rng.uniform(0.8, 1.2)
+    iris = rng.choice([[60, 40, 25], [90, 110, 140], [70, 90, 60], [40, 30, 25]])
+    iris = iris * rng.uniform(0.8, 1.2)
     background = rng.uniform(40, 220, 3)
     clip = lambda c: tuple(float(v) for v in np.clip(c, 0, 255))  # noqa: E731
     return Identity(name=name, landmarks=points, jaw=jaw, skin=clip(skin), lips=clip(lips),
-                    brows=clip(brows), hair=clip(hair), iris=clip(iris), background=clip(background),
+                    brows=clip(brows), hair=clip(hair), iris=clip(iris),
+                    background=clip(background),
                     brow_thickness=rng.uniform(0.045, 0.075), hairline=rng.uniform(-1.05, -0.92),
                     face_scale=rng.uniform(60, 70))
 

@@ -49,7 +49,8 @@ class _Canvas:
         t = np.deg2rad(np.linspace(arc[0], arc[1], 25))
         a = np.deg2rad(angle)
         x, y = axes[0] * np.cos(t), axes[1] * np.sin(t)
-        points = np.stack([x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a)], 1) + centre
+        points = np.stack([x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a)], 1)
+        points += centre
         if width is None:
             self.fill(points, colour)
         else:
@@ -108,7 +109,8 @@ def _draw_wrinkles(c: _Canvas, p: np.ndarray, jaw: np.ndarray, s: dict, skin):
             mid = lower.mean(0)
             c.line(_curve(mid + (-0.2, 0.13), mid + (0.2, 0.13), -0.04 * side * 0 - 0.04),
                    dark(6, 0.4), 0.025)
-            c.ellipse(mid + (0.02 * side, 0.38), (0.2, 0.11), _mix(skin, 0.25 * s[6], (255, 255, 255)))
+            lifted = _mix(skin, 0.25 * s[6], (255, 255, 255))
+            c.ellipse(mid + (0.02 * side, 0.38), (0.2, 0.11), lifted)
     if on(7):   # lid tightener: a tense bulge along each lower lid
         for lower in (p[[22, 23, 24, 19]], p[[25, 30, 29, 28]]):
             c.line(lower + [0, 0.04], dark(7, 0.5), 0.025)
@@ -132,14 +134,16 @@ def _draw_wrinkles(c: _Canvas, p: np.ndarray, jaw: np.ndarray, s: dict, skin):
             c.line(_curve(corner + (0.02 * side, 0.03), corner + (0.09 * side, 0.24), 0.02 * side),
                    dark(15, 0.6), 0.03)
         if on(20):  # lip stretcher: short strain lines outside the corners
-            c.line([corner + (0.05 * side, 0.03), corner + (0.14 * side, 0.05)], dark(20, 0.5), 0.02)
+            c.line([corner + (0.05 * side, 0.03), corner + (0.14 * side, 0.05)], dark(20, 0.5),
+                   0.02)
     if on(24):  # lip pressor: the skin bulges just above and below the pressed lips
         for edge, dy in ((p[34], -0.05), (p[40], 0.05)):
             c.line(_curve(edge + (-0.13, dy), edge + (0.13, dy), 0.015 * np.sign(dy)),
                    dark(24, 0.45), 0.025)
     if on(17):  # chin raiser: a furrow under the lower lip and a dimpled chin
         lip_bottom = p[40]
-        c.line(_curve(lip_bottom + (-0.15, 0.1), lip_bottom + (0.15, 0.1), -0.03), dark(17, 0.45), 0.025)
+        c.line(_curve(lip_bottom + (-0.15, 0.1), lip_bottom + (0.15, 0.1), -0.03), dark(17, 0.45),
+               0.025)
         chin = (jaw[8] + lip_bottom) / 2 + (0, 0.05)
         for dx, dy in ((-0.08, -0.02), (0.0, 0.03), (0.08, -0.02), (-0.04, 0.08), (0.05, 0.08)):
             c.ellipse(chin + (dx, dy), (0.018, 0.018), dark(17, 0.4))
@@ -250,5 +254,6 @@ def _workspace(height: int, width: int) -> _Workspace:
     ys, xs = np.meshgrid(np.linspace(-1, 1, height, dtype=np.float32),
                          np.linspace(-1, 1, width, dtype=np.float32), indexing="ij")
     noise = np.random.default_rng(0).standard_normal((height + _NOISE_MARGIN, width, 3), np.float32)
-    return _Workspace(xs=xs, ys=ys, light=np.empty_like(xs), light3=np.empty((height, width, 3), np.float32),
-                      frame=np.empty((height, width, 3), np.float32), noise=noise)
+    frame = np.empty((height, width, 3), np.float32)
+    return _Workspace(xs=xs, ys=ys, light=np.empty_like(xs), light3=np.empty_like(frame),
+                      frame=frame, noise=noise)
