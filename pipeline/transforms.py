@@ -172,6 +172,15 @@ class EncodeExamples(beam.PTransform):
 
 
 # --------------------------------------------------------------------------------------------
+class _SerializedFn(beam.DoFn):
+    def __init__(self, part: int):
+        self._written = Metrics.counter(NAMESPACE, f"examples_written_part{part}")
+
+    def process(self, example):
+        self._written.inc()
+        yield example.serialized
+
+
 class WriteExamples(beam.PTransform):
     """Examples -> <output_dir>/part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz (GZIP).
 
@@ -186,7 +195,7 @@ class WriteExamples(beam.PTransform):
                                                          len(PARTS))
         for part, pcoll in zip(PARTS, by_part):
             _ = (pcoll
-                 | f"Serialized{part}" >> beam.Map(lambda example: example.serialized)
+                 | f"Serialized{part}" >> beam.ParDo(_SerializedFn(part))
                  | f"WritePart{part}" >> beam.io.WriteToTFRecord(
                      f"{self._output_dir}/part{part}/{EXAMPLES_PREFIX}",
                      file_name_suffix=EXAMPLES_SUFFIX, num_shards=self._num_shards,
