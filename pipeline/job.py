@@ -23,6 +23,7 @@ workers' package (--setup_file defaults to it).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import hashlib
@@ -460,6 +461,14 @@ def _fingerprint(folder: str) -> str:
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
+    if {"-h", "--help"} & set(argv):
+        parser = argparse.ArgumentParser(
+            prog="python -m pipeline.job", description=__doc__.split("\n\n")[0],
+            epilog="Beam's own flags (--runner, --direct_num_workers, --direct_running_mode, "
+                   "--project, --region, --temp_location, --setup_file, ...) pass through.")
+        PreprocessOptions._add_argparse_args(parser)
+        parser.print_help()
+        raise SystemExit(0)
     options = PipelineOptions(argv).view_as(PreprocessOptions)
     if not options.output_dir or not options.data_dir:
         raise SystemExit("pipeline.job: --data_dir and --output_dir are required")
