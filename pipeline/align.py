@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from schemas.example import ALIGNED_SIZE
+from schemas.face import ALIGNED_SIZE
 from schemas.face import LEFT_EYE, MOUTH_CORNERS, NOSE_TIP, NUM_LANDMARKS, RIGHT_EYE
 
 BOX_ENLARGE = 2.9

@@ -10,9 +10,8 @@ An example is one aligned face:
 import numpy as np
 import tensorflow as tf
 
-from schemas.face import NUM_LANDMARKS
+from schemas.face import ALIGNED_SIZE, NUM_LANDMARKS
 
-ALIGNED_SIZE = 200
 UNKNOWN_LABEL = -1
 LANDMARK_VALUES = 2 * NUM_LANDMARKS
 

@@ -5,6 +5,7 @@ from here. Numbers are from ../shared/reference/FACTS.md sections 1 and 2.
 """
 
 NUM_LANDMARKS = 49
+ALIGNED_SIZE = 200  # side of the aligned face every example holds (FACTS section 7)
 
 # Index ranges of the 49-point scheme (0-based, inclusive ends written as Python ranges).
 LEFT_EYE = tuple(range(19, 25))   # eye on the image's left; inner corner 22

@@ -5,6 +5,7 @@ import tensorflow as tf
 import keras
 
 import jaa_keras
+from benchmarks.alternative_forms import patchwise_loop
 from jaa_keras.layers import (AdaptiveAttention, InitialAttentionMaps, PatchwiseConv, RegionLayer,
                               hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss
@@ -126,47 +127,9 @@ def test_boxes_are_clipped_at_the_map_border():
 
 # -- the grouped form of the region layers computes exactly what a loop over patches computes --
 
-def reference_bn(x, norm, training):
-    """BatchNorm of one patch / branch with its own slice of the grouped layer's parameters."""
-    if training:
-        mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
-    else:
-        mean, variance = norm["mean"], norm["variance"]
-    return tf.nn.batch_normalization(x, mean, variance, norm["beta"], norm["gamma"], 1e-5)
-
-
-def slice_norm(norm_layer, group, width):
-    """One patch's slice of a grouped BatchNormalization."""
-    sl = slice(group * width, (group + 1) * width)
-    return {"mean": norm_layer.moving_mean[sl], "variance": norm_layer.moving_variance[sl],
-            "beta": norm_layer.beta[sl], "gamma": norm_layer.gamma[sl]}
-
-
-def slice_conv(conv_layer, group, width):
-    """One patch's kernel and bias in a grouped convolution."""
-    sl = slice(group * width, (group + 1) * width)
-    return conv_layer.kernel[..., sl], conv_layer.bias[sl]
-
-
 def randomize_statistics(layer, rng):
     for weight in layer.non_trainable_weights:
         weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype(np.float32))
-
-
-def patchwise_loop(layer, x, training):
-    """The straightforward form: cut the map into patches, one BN-ReLU-conv per patch."""
-    grid, channels, filters = layer.grid, x.shape[-1], layer.filters
-    size = x.shape[1] // grid
-    rows = []
-    for i in range(grid):
-        row = []
-        for j in range(grid):
-            patch = x[:, i * size:(i + 1) * size, j * size:(j + 1) * size]
-            norm = slice_norm(layer.norm, i * grid + j, channels)
-            kernel, bias = slice_conv(layer.conv, i * grid + j, filters)
-            row.append(tf.nn.conv2d(tf.nn.relu(reference_bn(patch, norm, training)), kernel, 1, "SAME") + bias)
-        rows.append(tf.concat(row, axis=2))
-    return tf.concat(rows, axis=1)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -1,0 +1,149 @@
+"""Speed and memory of the JAA-Net network (BP4D preset unless told otherwise) on this machine.
+
+    python -m benchmarks.bench_network            # every mode, each in a fresh process
+    python -m benchmarks.bench_network --quick    # tiny width and few steps: checks the script runs
+
+Modes: training images/s at batch 8 with the full objective; inference images/s at batch 32;
+latency at batch 1; the same with XLA and with bfloat16 mixed precision; and the two forms of the
+per-patch / per-AU convolutions side by side (forward and backward of one layer). Each mode runs
+in its own process so its peak resident memory is its own. Medians over the timed steps.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency", "forms")
+
+
+def median_seconds(step, repeats: int) -> float:
+    step()  # warm-up: tracing and first-touch allocations
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def network_mode(mode: str, quick: bool) -> dict:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import jaa_keras
+    from jaa_keras.losses import JaaNetLoss
+
+    if mode.endswith("bf16"):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    overrides = dict(width_unit=1, hidden_units=32) if quick else {}
+    model = jaa_keras.build_jaanet("bp4d", **overrides)
+    size, rng = model.config.crop_size, np.random.default_rng(0)
+    repeats = 2 if quick else 10
+    if mode.startswith("train"):
+        batch = 8
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      objective=JaaNetLoss(model.config), jit_compile=mode == "train_xla")
+        images = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+        targets = {"au": rng.integers(0, 2, (batch, model.config.num_aus)),
+                   "landmarks": rng.uniform(0.3 * size, 0.7 * size, (batch, 98)).astype(np.float32),
+                   "inter_ocular": np.full(batch, 0.3 * size, np.float32)}
+        seconds = median_seconds(lambda: model.train_on_batch(images, targets), repeats)
+    else:
+        batch = 1 if mode == "latency" else 32
+        predict = tf.function(lambda x: model(x, training=False)["au_probability"])
+        images = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
+        seconds = median_seconds(lambda: predict(images).numpy(), repeats)
+    return {"batch": batch, "median_step_s": seconds, "images_per_s": batch / seconds}
+
+
+def forms_mode(quick: bool) -> dict:
+    """One layer's forward + backward: the form the network uses against the alternative."""
+    import tensorflow as tf
+
+    from benchmarks.alternative_forms import au_branches_grouped, patchwise_loop
+    from jaa_keras.layers import AttentionRefinement, FeatureStack, PatchwiseConv
+
+    batch, repeats = (2, 2) if quick else (8, 5)
+    scale = 2 if quick else 1
+    results = {}
+
+    def timed(forward, inputs, variables):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(forward(inputs)))
+            return tape.gradient(loss, variables)
+        return median_seconds(lambda: [g.numpy() for g in step()], repeats)
+
+    # Region layer 1's first branch: 64 patches of 22 x 22, 32 -> 16 channels, each its own weights.
+    x = tf.random.normal((batch, 176 // scale, 176 // scale, 32 // scale))
+    layer = PatchwiseConv(8, 16 // scale)
+    layer(x)
+    results["patchwise: grouped conv (used)"] = timed(lambda v: layer(v, training=True), x,
+                                                       layer.trainable_weights)
+    results["patchwise: loop over 64 patches"] = timed(lambda v: patchwise_loop(layer, v, True), x,
+                                                        layer.trainable_weights)
+    # The 12 AU branches of BP4D: refinement (52 -> 44) and feature stack on 44 x 44 x 64.
+    aus, width = (3, 2) if quick else (12, 8)
+    maps = tf.random.normal((batch, 44 // scale + 8, 44 // scale + 8, aus))
+    features = tf.random.normal((batch, 44 // scale, 44 // scale, 8 * width))
+    refines = [AttentionRefinement(8 * width) for _ in range(aus)]
+    stacks = [FeatureStack((12 * width, 16 * width, 20 * width)) for _ in range(aus)]
+    for i in range(aus):
+        refines[i](maps[..., i:i + 1])
+        stacks[i](features)
+
+    def sequential(inputs):
+        maps_in, features_in = inputs
+        refined = tf.concat([r(maps_in[..., i:i + 1], training=True) for i, r in enumerate(refines)], -1)
+        pooled = [s(features_in * refined[..., i:i + 1], training=True) for i, s in enumerate(stacks)]
+        return tf.add_n(pooled)
+
+    grouped = au_branches_grouped(refines, stacks)
+    variables = [w for layer in refines + stacks for w in layer.trainable_weights]
+    results["AU branches: one layer per AU (used)"] = timed(sequential, (maps, features), variables)
+    results["AU branches: grouped conv"] = timed(grouped, (maps, features), grouped.trainable_variables)
+    return {"batch": batch, "median_step_s": results}
+
+
+def run_child(mode: str, quick: bool) -> dict:
+    result = forms_mode(quick) if mode == "forms" else network_mode(mode, quick)
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return result
+
+
+def machine() -> str:
+    import tensorflow as tf
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(args.child, args.quick)))
+        return
+    results = {}
+    for mode in args.modes:
+        command = [sys.executable, "-m", "benchmarks.bench_network", "--child", mode]
+        output = subprocess.run(command + (["--quick"] if args.quick else []), check=True,
+                                capture_output=True, text=True).stdout
+        results[mode] = json.loads(output.strip().splitlines()[-1])
+        print(mode, json.dumps(results[mode]), flush=True)
+    print(json.dumps({"machine": machine(), "quick": args.quick, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
