@@ -69,7 +69,7 @@ class JobIntegrityError(RuntimeError):
 def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
                       beam_args: list[str] | None = None, force: bool = False, *,
                       landmark_offset: int | None = None, video_offset: int | None = None,
-                      jpeg_quality: int = 95, num_shards: int = 0, frame_reshuffle: str = "auto",
+                      jpeg_quality: int = 95, num_shards: int = 0, frame_reshuffle: str = "off",
                       synthetic: SyntheticSpec | None = None) -> dict:
     """Preprocess one dataset into `output_dir`; returns the summary also kept in _COMPLETE.json.
 
