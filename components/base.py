@@ -311,6 +311,11 @@ class StageSpec:
     executor: str | Callable
     description: str = ""
     resumable: bool = False  # keep a started-but-unfinished output folder (same cache key) on rerun
+    # The executor manages its output folders itself (caching, clearing, the completion record in
+    # this module's format; e.g. the Beam preprocessing job, which also runs on its own). It gets
+    # the parameters plus "_force", returns its summary with "status": "ran" | "skipped", and
+    # must leave every output complete.
+    self_managed: bool = False
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -417,6 +422,20 @@ def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
 
     for name, artifact in output_artifacts.items():
         _check_identity(spec, artifact, identity)
+
+    if spec.self_managed:
+        t0 = time.perf_counter()
+        summary = spec.load_executor()(input_artifacts, output_artifacts,
+                                       {**params, "_force": bool(force)}) or {}
+        for artifact in output_artifacts.values():
+            artifact.require_complete()
+        status = "skipped" if summary.get("status") == "skipped" else "ran"
+        seconds = time.perf_counter() - t0
+        where = ", ".join(str(a.path) for a in output_artifacts.values())
+        log(f"[{spec.name}] " + ("up to date, skipped" if status == "skipped"
+                                 else f"done in {seconds:.1f} s") + f" ({where})")
+        return StageResult(spec.name, status, output_artifacts,
+                           {n: a.record() for n, a in output_artifacts.items()}, seconds)
 
     # Cache hit: every output complete with the same key.
     if not force and all(a.is_complete() and a.record().get("cache_key") == key

@@ -72,10 +72,22 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
             labels.append(au)
         write_records(os.path.join(root, f"part{part}", "data-00000-of-00001.tfrecord.gz"), examples)
         labels = np.array(labels)
-        known = labels >= 0
-        rates[part] = ((labels == 1).sum(0) / np.maximum(known.sum(0), 1)).tolist()
-    stats = {"aus": list(aus), "parts": {str(p): {"examples": per_part, "au_rates": rates[p]}
-                                         for p in (1, 2, 3)}}
+        rates[part] = labels
+    names = [f"AU{a:02d}" for a in aus]
+    splits = {}
+    for fold in (1, 2, 3):
+        train = np.concatenate([rates[p] for p in (1, 2, 3) if p != fold])
+        positive, labelled = (train == 1).sum(0), (train >= 0).sum(0)
+        r = np.maximum(positive, 0.5) / np.maximum(labelled, 1)
+        w = (1 / r) * len(r) / (1 / r).sum()
+        splits[f"fold{fold}"] = {"test_part": fold, "occurrence_rate": r.tolist(),
+                                 "weights": w.tolist()}
+    stats = {"dataset": "synthetic", "aus": names, "splits": splits,
+             "parts": {str(p): {"examples": per_part} for p in (1, 2, 3)}}
     with open(os.path.join(root, "stats.json"), "w") as f:
         json.dump(stats, f)
+    from components.base import write_completion_record
+    write_completion_record(root, stage="preprocess", parameters={"dataset": "synthetic",
+                                                                  "seed": seed},
+                            identity={"dataset": "synthetic"}, summary={"examples": 3 * per_part})
     return root

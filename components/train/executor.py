@@ -1,0 +1,64 @@
+"""The train stage's executor: resolves the model config and schedule, then trains one fold."""
+from __future__ import annotations
+
+from components.base import UserError
+from components.train.schedule import TRAINING_PRESETS, build_schedule
+from schemas.face import AU_SETS
+
+
+def model_config_for(dataset: str, preset_name: str | None, overrides: dict):
+    """The JaaNetConfig of a dataset under a training preset, with fields overridden."""
+    from jaa_keras import preset
+    name = resolve_preset(dataset, preset_name)
+    aus_preset = "disfa" if dataset == "disfa" else "bp4d"  # synthetic carries BP4D's AU set
+    try:
+        return preset(aus_preset, **{**TRAINING_PRESETS[name]["model"], **(overrides or {})})
+    except (TypeError, ValueError) as e:
+        raise UserError(f"model settings {overrides}: {e}") from None
+
+
+def resolve_preset(dataset: str, preset_name: str | None) -> str:
+    name = preset_name or ("synthetic" if dataset == "synthetic" else "paper")
+    if name not in TRAINING_PRESETS:
+        raise UserError(f"unknown training preset {name!r}; choose one of {sorted(TRAINING_PRESETS)}")
+    return name
+
+
+def run_executor(inputs, outputs, params) -> dict:
+    from components.train.trainer import au_weights_for_fold, train_fold
+
+    dataset, fold = params["dataset"], params["fold"]
+    if dataset not in AU_SETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(AU_SETS)}")
+    examples = inputs["examples"]
+    produced = examples.parameters.get("dataset")
+    if produced is not None and produced != dataset:
+        raise UserError(f"{examples.path} holds the {produced!r} dataset (per "
+                        f"{examples.record_path}), not {dataset!r}")
+    preset_name = resolve_preset(dataset, params["preset"])
+    preset = TRAINING_PRESETS[preset_name]
+    config = model_config_for(dataset, preset_name, params["model_overrides"])
+    phases = build_schedule(params["schedule"], dataset,
+                            epochs=params["epochs"] or preset["epochs"],
+                            learning_rates=params["learning_rates"] or preset["learning_rates"])
+    batch_size = params["batch_size"] or preset["batch_size"]
+    weights = au_weights_for_fold(examples.path, fold, config.aus)
+    init = inputs.get("init_from")
+    print(f"[train] {dataset} fold {fold}: parts {[p for p in (1, 2, 3) if p != fold]}, "
+          f"preset {preset_name}, schedule {params['schedule']} "
+          f"({', '.join(f'{p.name} {p.epochs} ep @ {p.learning_rate:g}' for p in phases)}), "
+          f"batch {batch_size}, crop {config.crop_size}, width unit {config.width_unit}",
+          flush=True)
+    summary = train_fold(
+        examples_dir=examples.path, output_dir=outputs["model"].path, model_config=config,
+        phases=phases, au_weights=weights, train_parts=[p for p in (1, 2, 3) if p != fold],
+        batch_size=batch_size, momentum=params["momentum"], weight_decay=params["weight_decay"],
+        lr_decay=params["lr_decay"], lr_decay_every=params["lr_decay_every"],
+        seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
+        mixed_precision=params["mixed_precision"], keep_checkpoints=params["keep_checkpoints"],
+        validation_buckets=params["validation_buckets"],
+        init_model_path=None if init is None else init.path, verbose=params["verbose"],
+        stop_after_epochs=params["stop_after_epochs"])
+    return {**summary, "dataset": dataset, "fold": fold, "preset": preset_name,
+            "schedule": [p.__dict__ for p in phases], "batch_size": batch_size,
+            "au_weights": [round(float(w), 6) for w in weights]}

@@ -1,0 +1,101 @@
+"""Training schedules (FACTS section 7), the optimiser, and the training presets.
+
+Paper schedule (Sec. 4.1 "Implementation Details", Caffe):
+  phase 1 "all":       every module, 8 epochs, lr 0.01 (BP4D) / 0.001 (DISFA), lambda_align 0.5
+  phase 2 "alignment": only the face-alignment module, 2 epochs, lr 0.001, lambda_align 1
+  phase 3 "au":        only the global and attention modules (and the AU head, which reads them),
+                       2 epochs, lr 0.001
+Joint schedule (the authors' PyTorch release): every module, 12 epochs, Nesterov momentum,
+  lr 0.01, keeping the best epoch.
+Both: SGD, momentum 0.9, weight decay 5e-4, batch 9, lr x 0.3 every 2 epochs (counted from the
+start of each phase).
+
+Weight decay. The paper trains with Caffe's SGD solver ("a momentum of 0.9, a weight decay of
+0.0005"). Caffe's `weight_decay` with its default L2 regularisation adds `decay * w` to each
+parameter's gradient BEFORE the momentum update (v = m v + lr (g + decay w); w -= v), i.e.
+L2-in-the-loss (coupled) decay, not decoupled decay (AdamW/SGDW style, which Keras' own
+`weight_decay=` argument implements by shrinking the weights outside the momentum). So
+`CoupledDecaySGD` below adds `decay * w` to the gradient inside the update; it applies to every
+trainable variable, as Caffe's default decay_mult = 1 and the PyTorch release's optimiser do.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+
+MODULES = ("region", "alignment", "global", "attention", "au_head")
+SCHEDULES = ("paper", "joint")
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    modules: tuple[str, ...]      # trained; every other module is frozen
+    epochs: int
+    learning_rate: float
+    lambda_align: float | None    # None: the model config's lambda_align
+    nesterov: bool = False
+    keep_best: bool = False       # end the phase with the weights of its best validation epoch
+
+
+def build_schedule(name: str, dataset: str, *, epochs=None, learning_rates=None) -> list[Phase]:
+    """The phases of schedule `name`; `epochs` / `learning_rates`: per-phase overrides (lists)."""
+    if name == "paper":
+        first_lr = 0.001 if dataset == "disfa" else 0.01
+        phases = [Phase("all", MODULES, 8, first_lr, 0.5),
+                  Phase("alignment", ("alignment",), 2, 0.001, 1.0),
+                  Phase("au", ("global", "attention", "au_head"), 2, 0.001, None)]
+    elif name == "joint":
+        phases = [Phase("joint", MODULES, 12, 0.01, 0.5, nesterov=True, keep_best=True)]
+    else:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
+    phases = _override(phases, "epochs", epochs, int)
+    phases = _override(phases, "learning_rate", learning_rates, float)
+    return [p for p in phases if p.epochs > 0]
+
+
+def _override(phases, field, values, kind):
+    if values is None:
+        return phases
+    values = list(values)
+    if len(values) == 1:
+        values = values * len(phases)
+    if len(values) != len(phases):
+        from components.base import ParameterError
+        raise ParameterError(f"{field}: give one value or one per phase "
+                             f"({', '.join(p.name for p in phases)}), got {values}")
+    return [dataclasses.replace(p, **{field: kind(v)}) for p, v in zip(phases, values)]
+
+
+def learning_rate(phase: Phase, epoch_in_phase: int, decay: float = 0.3, every: int = 2) -> float:
+    """Step decay: lr x `decay` every `every` epochs of the phase."""
+    return phase.learning_rate * decay ** (epoch_in_phase // every)
+
+
+@keras.saving.register_keras_serializable(package="jaa_train")
+class CoupledDecaySGD(keras.optimizers.SGD):
+    """SGD with momentum and Caffe's (coupled, L2-in-the-gradient) weight decay; module doc."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=False, l2_decay=5e-4, **kwargs):
+        super().__init__(learning_rate=learning_rate, momentum=momentum, nesterov=nesterov, **kwargs)
+        self.l2_decay = float(l2_decay)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.l2_decay:
+            gradient = gradient + keras.ops.cast(self.l2_decay, variable.dtype) * variable
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "l2_decay": self.l2_decay}
+
+
+# Training presets: the model shape and schedule lengths of a named setting. "paper" is the
+# paper's network; "synthetic" is a small network for the built-in synthetic dataset, so the
+# default run trains in minutes on 2 CPU cores (a smaller width unit, crop and hidden size).
+TRAINING_PRESETS = {
+    "paper": {"model": {}, "epochs": None, "learning_rates": None, "batch_size": 9},
+    "synthetic": {"model": {"width_unit": 2, "crop_size": 64, "hidden_units": 64},
+                  "epochs": None, "learning_rates": None, "batch_size": 9},
+}

@@ -1,0 +1,254 @@
+"""Run the JAA-Net pipeline: preprocess -> train -> evaluate -> export.
+
+    python run_pipeline.py --runner=DirectRunner                       # built-in synthetic data
+    python run_pipeline.py --dataset bp4d --data_dir /data/BP4D --folds 1,2,3
+    python run_pipeline.py --dataset disfa --data_dir /data/DISFA --init_from artifacts/models/bp4d
+
+Outputs under --output_dir (default ./artifacts):
+    raw/synthetic/               the generated raw synthetic dataset (BP4D layout)
+    examples/<dataset>/          aligned TFRecords per part, stats.json, manifest.json, rejected/
+    models/<dataset>/fold<k>/    model.keras, checkpoints/, logs/ (TensorBoard), history.json
+    eval/<dataset>/              metrics.json, report.md, attention figures
+    serving/jaa_net/<version>/   the SavedModel for TF Serving
+Every stage folder ends with _COMPLETE.json; a stage whose inputs and parameters are unchanged is
+skipped (--force reruns), and a killed training run continues from its last checkpoint.
+Flags this script does not know are Beam's (--runner, --direct_num_workers, --project, ...) and
+go to the preprocessing job unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("preprocess", "train", "evaluate", "export")
+DATASETS = ("synthetic", "bp4d", "disfa")
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Any other flag is passed to Beam's PipelineOptions for the preprocessing job.")
+    p.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    p.add_argument("--data_dir", help="the raw dataset folder (default for synthetic: "
+                   "<output_dir>/raw/synthetic, generated there)")
+    p.add_argument("--output_dir", default="artifacts")
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--folds", type=_int_list, default=None,
+                   help="folds to train and evaluate (fold k tests on part k); default 1,2,3, "
+                        "and 1 for the synthetic dataset (its 10-minute demo budget)")
+    p.add_argument("--schedule", choices=("paper", "joint"), default="paper")
+    p.add_argument("--preset", choices=("paper", "synthetic"), default=None,
+                   help="training preset (network size and batch); default: synthetic for the "
+                        "synthetic dataset, else paper")
+    p.add_argument("--epochs", type=_int_list, default=None,
+                   help="epochs per phase, e.g. 8,2,2 (one value: every phase)")
+    p.add_argument("--learning_rates", type=_float_list, default=None,
+                   help="initial learning rate per phase, e.g. 0.01,0.001,0.001")
+    p.add_argument("--batch_size", type=int, default=None)
+    p.add_argument("--weight_decay", type=float, default=5e-4)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--lr_decay", type=float, default=0.3)
+    p.add_argument("--lr_decay_every", type=int, default=2)
+    p.add_argument("--width_unit", type=int, help="override the network's width unit c")
+    p.add_argument("--crop_size", type=int, help="override the crop (multiple of 16)")
+    p.add_argument("--hidden_units", type=int, help="override the heads' hidden size d")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed_precision", action="store_true")
+    p.add_argument("--init_from", help="seed training from a trained model: a models/<dataset> "
+                   "folder (fold k seeds fold k) or one fold folder")
+    p.add_argument("--export_fold", type=int, default=None,
+                   help="fold whose model is exported (default: the first of --folds)")
+    p.add_argument("--synthetic_frames", type=int, default=None,
+                   help="frames per synthetic sequence (default: the generator's)")
+    p.add_argument("--synthetic_subjects", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="rerun the selected stages")
+    p.add_argument("--verbose", type=int, default=None,
+                   help="Keras progress: 0 none, 1 bar, 2 one line per epoch")
+    return p
+
+
+def parse(argv):
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    stray = [a for a in beam_args if a.startswith("-") and not a.startswith("--")]
+    if stray:
+        parser.error(f"unknown option(s) {stray}")
+    args.beam_args = beam_args
+    args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in args.stages if s not in STAGES]
+    if bad:
+        parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES)}")
+    if args.folds is None:
+        args.folds = [1] if args.dataset == "synthetic" else [1, 2, 3]
+    if not args.folds or any(k not in (1, 2, 3) for k in args.folds):
+        parser.error("--folds takes fold numbers among 1,2,3")
+    if args.dataset != "synthetic" and not args.data_dir and "preprocess" in args.stages:
+        parser.error(f"--data_dir is required for --dataset {args.dataset}")
+    return args
+
+
+class Layout:
+    def __init__(self, root: str, dataset: str):
+        self.root = Path(root).resolve()
+        self.raw = self.root / "raw" / "synthetic"
+        self.examples = self.root / "examples" / dataset
+        self.models = self.root / "models" / dataset
+        self.eval = self.root / "eval" / dataset
+        self.serving = self.root / "serving" / "jaa_net"
+
+    def fold(self, k: int) -> Path:
+        return self.models / f"fold{k}"
+
+
+def _init_from(path: str | None, fold: int) -> Path | None:
+    if not path:
+        return None
+    from components.base import UserError
+    root = Path(path)
+    if (root / f"fold{fold}" / "model.keras").is_file():
+        return root / f"fold{fold}"
+    if (root / "model.keras").is_file():
+        return root
+    raise UserError(f"--init_from {path}: neither {root / f'fold{fold}' / 'model.keras'} nor "
+                    f"{root / 'model.keras'} exists; give a trained models/<dataset> folder")
+
+
+def run(args) -> dict:
+    from components.base import run_stage
+    lay = Layout(args.output_dir, args.dataset)
+    results = {}
+    t_total = time.perf_counter()
+    timings = {}
+
+    if "preprocess" in args.stages:
+        from components.preprocess.component import PREPROCESS
+        synthetic = {k: v for k, v in (("frames", args.synthetic_frames),
+                                       ("subjects", args.synthetic_subjects)) if v is not None}
+        t0 = time.perf_counter()
+        results["preprocess"] = run_stage(
+            PREPROCESS, outputs={"examples": lay.examples}, force=args.force,
+            parameters={"dataset": args.dataset,
+                        "data_dir": str(Path(args.data_dir or lay.raw).resolve()),
+                        "beam_args": list(args.beam_args), "synthetic": synthetic or None})
+        timings["preprocess"] = time.perf_counter() - t0
+
+    trained = {}
+    if "train" in args.stages:
+        from components.train.component import TRAIN
+        overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
+                     if getattr(args, k) is not None}
+        t0 = time.perf_counter()
+        for k in args.folds:
+            params = {"dataset": args.dataset, "fold": k, "schedule": args.schedule,
+                      "preset": args.preset, "model_overrides": overrides,
+                      "epochs": args.epochs, "learning_rates": args.learning_rates,
+                      "batch_size": args.batch_size, "momentum": args.momentum,
+                      "weight_decay": args.weight_decay, "lr_decay": args.lr_decay,
+                      "lr_decay_every": args.lr_decay_every, "seed": args.seed,
+                      "mixed_precision": args.mixed_precision}
+            if args.verbose is not None:
+                params["verbose"] = args.verbose
+            elif sys.stdout.isatty():
+                params["verbose"] = 1
+            trained[k] = run_stage(
+                TRAIN, inputs={"examples": lay.examples, "init_from": _init_from(args.init_from, k)},
+                outputs={"model": lay.fold(k)}, parameters=params, force=args.force)
+        results["train"] = trained
+        timings["train"] = time.perf_counter() - t0
+
+    if "evaluate" in args.stages or "export" in args.stages:
+        _require_built(("evaluate", "export"), args.stages)
+    if "evaluate" in args.stages:
+        from components.evaluate.component import run_evaluate
+        t0 = time.perf_counter()
+        results["evaluate"] = run_evaluate(
+            examples=lay.examples, models={k: lay.fold(k) for k in args.folds},
+            output=lay.eval, dataset=args.dataset, force=args.force)
+        timings["evaluate"] = time.perf_counter() - t0
+    if "export" in args.stages:
+        from components.export.component import run_export
+        fold = args.export_fold or args.folds[0]
+        t0 = time.perf_counter()
+        results["export"] = run_export(
+            model=lay.fold(fold), output=lay.serving, dataset=args.dataset,
+            evaluation=lay.eval if (lay.eval / "_COMPLETE.json").is_file() else None,
+            examples=lay.examples, force=args.force)
+        timings["export"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_total
+    _print_summary(args, lay, results, timings)
+    return {"results": results, "timings": timings, "layout": lay}
+
+
+def _require_built(stages, selected):
+    """Evaluate and export are separate stages; say clearly when one is not importable."""
+    import importlib
+    from components.base import UserError
+    for stage in stages:
+        if stage in selected:
+            try:
+                importlib.import_module(f"components.{stage}.component")
+            except ImportError as e:
+                raise UserError(f"the {stage} stage is not available in this checkout ({e}); "
+                                f"run with --stages without {stage}") from None
+
+
+def _print_summary(args, lay, results, timings):
+    print("\n" + "=" * 72)
+    print(f"JAA-Net pipeline, dataset {args.dataset}, folds {args.folds} "
+          f"({timings['total']:.0f} s)")
+    if "preprocess" in results:
+        r = results["preprocess"]
+        s = r.summary
+        print(f"  preprocess  {r.status:7s} {lay.examples}  ({s.get('examples_total', '?')} "
+              f"examples, {s.get('rejected_total', '?')} rejected)")
+    for k, r in results.get("train", {}).items():
+        s = r.summary
+        print(f"  train       {r.status:7s} {r.outputs['model'].path}  ({s.get('epochs')} epochs, "
+              f"{s.get('seconds', 0):.0f} s)")
+    if "evaluate" in results:
+        r = results["evaluate"]
+        print(f"  evaluate    {r.status:7s} {r.outputs['evaluation'].path}  (report.md, metrics.json)")
+    if "export" in results:
+        r = results["export"]
+        print(f"  export      {r.status:7s} {r.outputs['saved_model'].path}")
+    if "evaluate" in results:
+        s = results["evaluate"].summary
+        print(f"\n  held-out mean over folds {s.get('folds')}: average F1 {s.get('mean_f1', 0):.3f}, "
+              f"accuracy {s.get('mean_accuracy', 0):.3f}, landmark mean error "
+              f"{s.get('landmark_mean_error', 0):.4f}, failure rate "
+              f"{s.get('landmark_failure_rate', 0):.3f}")
+    print("  stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    print("=" * 72)
+
+
+def main(argv=None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from components.base import UserError
+    try:
+        run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to continue (training resumes from its "
+              "last checkpoint)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The train stage: schedules, coupled weight decay, checkpoints, exact resume, NaN stop, transfer."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.base import STARTED_FILE, Artifact, UserError, run_stage
+from components.train.component import TRAIN
+from components.train.schedule import CoupledDecaySGD, build_schedule, learning_rate
+from tests._tiny_records import write_tiny_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"width_unit": 1, "crop_size": 32, "hidden_units": 16}
+
+
+def _params(**kw):
+    params = dict(dataset="synthetic", fold=1, preset="synthetic", model_overrides=TINY,
+                  epochs=[1, 1, 1], batch_size=6, verbose=0, shuffle_buffer=64)
+    params.update(kw)
+    return params
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("examples"), per_part=12)
+
+
+def _weights(path):
+    import keras
+    model = keras.models.load_model(path, compile=False)
+    return model, [np.asarray(w) for w in model.weights]
+
+
+# -- schedule and optimiser --------------------------------------------------------------------
+def test_paper_and_joint_schedules():
+    paper = build_schedule("paper", "bp4d")
+    assert [(p.name, p.epochs, p.learning_rate, p.lambda_align) for p in paper] == [
+        ("all", 8, 0.01, 0.5), ("alignment", 2, 0.001, 1.0), ("au", 2, 0.001, None)]
+    assert paper[1].modules == ("alignment",)
+    assert set(paper[2].modules) == {"global", "attention", "au_head"}
+    assert build_schedule("paper", "disfa")[0].learning_rate == 0.001
+    (joint,) = build_schedule("joint", "bp4d")
+    assert (joint.epochs, joint.learning_rate, joint.nesterov, joint.keep_best) == (12, 0.01, True, True)
+    assert [learning_rate(paper[0], e) for e in range(5)] == pytest.approx(
+        [0.01, 0.01, 0.003, 0.003, 0.0009])
+    short = build_schedule("paper", "bp4d", epochs=[3, 0, 1], learning_rates=[0.1])
+    assert [(p.name, p.epochs, p.learning_rate) for p in short] == [("all", 3, 0.1), ("au", 1, 0.1)]
+    with pytest.raises(UserError, match="one per phase"):
+        build_schedule("paper", "bp4d", epochs=[1, 2])
+
+
+def test_weight_decay_is_coupled_like_caffe():
+    """Caffe: v = m v + lr (g + wd w); w -= v. The decay goes through the momentum."""
+    import keras
+    w0, lr, m, wd = 2.0, 0.1, 0.9, 0.5
+    var = keras.Variable(np.array([w0], np.float32))
+    opt = CoupledDecaySGD(learning_rate=lr, momentum=m, l2_decay=wd)
+    w, v = w0, 0.0
+    for _ in range(3):
+        opt.apply_gradients([(keras.ops.zeros((1,)), var)])
+        v = m * v + lr * (0.0 + wd * w)
+        w = w - v
+        np.testing.assert_allclose(var.numpy(), [w], rtol=1e-6)
+    assert abs(w - w0 * (1 - lr * wd) ** 3) > 1e-3  # differs from decoupled (no momentum) decay
+    assert CoupledDecaySGD.from_config(opt.get_config()).l2_decay == wd
+
+
+# -- training ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_train_stage_writes_its_artifact_skips_and_freezes(examples, tmp_path):
+    out = tmp_path / "fold1"
+    result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+                       parameters=_params(), log=None)
+    assert result.status == "ran"
+    for name in ("model.keras", "history.json", "_COMPLETE.json"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").iterdir()), "no TensorBoard events"
+    history = json.loads((out / "history.json").read_text())
+    assert [h["phase"] for h in history] == ["all", "alignment", "au"]
+    assert all(np.isfinite(h["loss"]) for h in history)
+    summary = Artifact(out).summary
+    assert summary["train_parts"] == [2, 3] and summary["epochs"] == 3
+    assert len(summary["au_weights"]) == 12
+    # Same inputs and parameters: skipped; verbosity is not a cache parameter.
+    again = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+                      parameters=_params(verbose=1), log=None)
+    assert again.status == "skipped"
+    # Phase 2 trained only the alignment module, phase 3 only global + attention + AU head.
+    import keras
+    from components.train.trainer import CHECKPOINT_STATE  # noqa: F401
+    from jaa_keras import build_jaanet, preset
+    ckpts = sorted((out / "checkpoints").iterdir())
+    assert [c.name for c in ckpts] == ["epoch-002", "epoch-003"]  # keep_checkpoints = 2
+    model = build_jaanet(preset("bp4d", **TINY))
+    model.load_weights(ckpts[0] / "model.weights.h5")
+    after_alignment = {m: [np.asarray(w) for l in model.module_layers(m) for w in l.weights]
+                       for m in ("region", "alignment", "global", "attention", "au_head")}
+    final = keras.models.load_model(out / "model.keras", compile=False)
+    for module, before in after_alignment.items():
+        now = [np.asarray(w) for l in final.module_layers(module) for w in l.weights]
+        same = all(np.array_equal(a, b) for a, b in zip(before, now))
+        assert same == (module in ("region", "alignment")), module
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys
+    from components.base import run_stage
+    from components.train.component import TRAIN
+    params = dict(dataset="synthetic", fold=1, preset="synthetic",
+                  model_overrides={"width_unit": 1, "crop_size": 32, "hidden_units": 16},
+                  epochs=[2, 1, 1], batch_size=6, verbose=0, shuffle_buffer=64,
+                  learning_rates=[0.05, 0.01, 0.01])
+    run_stage(TRAIN, inputs={"examples": sys.argv[1]}, outputs={"model": sys.argv[2]},
+              parameters=params, log=None)
+""")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(examples, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(KILLED_RUN)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    # The killed run: SIGKILL as soon as the first epoch's checkpoint is complete.
+    proc = subprocess.Popen([sys.executable, str(script), str(examples), str(killed)], env=env,
+                            cwd=REPO)
+    deadline = time.time() + 240
+    while not (killed / "checkpoints" / "epoch-001" / "state.json").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not (killed / "model.keras").exists() and (killed / STARTED_FILE).exists()
+    assert not Artifact(killed).is_complete()
+    # Restart: continues from its checkpoint. Then an uninterrupted run for comparison.
+    for out in (killed, straight):
+        subprocess.run([sys.executable, str(script), str(examples), str(out)], env=env, cwd=REPO,
+                       check=True)
+    history = json.loads((killed / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert Artifact(killed).summary["epochs_run_now"] < 4  # it did resume
+    _, resumed = _weights(killed / "model.keras")
+    _, uninterrupted = _weights(straight / "model.keras")
+    for a, b in zip(resumed, uninterrupted):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    straight_history = json.loads((straight / "history.json").read_text())
+    np.testing.assert_allclose([h["loss"] for h in history],
+                               [h["loss"] for h in straight_history], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(examples, tmp_path):
+    out = tmp_path / "fold1"
+    with pytest.raises(UserError, match=r"NaN in epoch 2.*last good checkpoint is .*epoch-001"):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+                  parameters=_params(epochs=[1, 1, 0], learning_rates=[0.01, 1e30]), log=None)
+    assert (out / "checkpoints" / "epoch-001" / "state.json").is_file()
+    assert not (out / "checkpoints" / "epoch-002").exists()
+    assert not (out / "model.keras").exists() and not Artifact(out).is_complete()
+
+
+@pytest.mark.slow
+def test_corrupt_checkpoint_is_a_clear_error(examples, tmp_path):
+    out = tmp_path / "fold1"
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+                  parameters=_params(stop_after_epochs=1), log=None)
+    weights = out / "checkpoints" / "epoch-001" / "model.weights.h5"
+    weights.write_bytes(b"not an h5 file")
+    with pytest.raises(UserError, match=r"checkpoint .*epoch-001.*model.weights.h5 cannot be read"):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+                  parameters=_params(), log=None)
+
+
+def test_missing_or_foreign_stats_are_clear_errors(tmp_path):
+    from components.train.trainer import au_weights_for_fold
+    from schemas.face import AU_SETS
+    with pytest.raises(UserError, match=r"stats.json is missing"):
+        au_weights_for_fold(tmp_path, 1, AU_SETS["bp4d"])
+    (tmp_path / "stats.json").write_text(json.dumps({"aus": ["AU01"], "splits": {}}))
+    with pytest.raises(UserError, match=r"stats.json describes AUs"):
+        au_weights_for_fold(tmp_path, 1, AU_SETS["bp4d"])
+    names = [f"AU{a:02d}" for a in AU_SETS["bp4d"]]
+    (tmp_path / "stats.json").write_text(json.dumps({"aus": names, "splits": {}}))
+    with pytest.raises(UserError, match=r"no AU weights .* fold 2"):
+        au_weights_for_fold(tmp_path, 2, AU_SETS["bp4d"])
+
+
+def test_incomplete_examples_or_other_dataset_are_refused(examples, tmp_path):
+    from components.base import IncompleteArtifactError
+    with pytest.raises(IncompleteArtifactError, match="nowhere"):
+        run_stage(TRAIN, inputs={"examples": tmp_path / "nowhere"},
+                  outputs={"model": tmp_path / "m"}, parameters=_params(), log=None)
+    with pytest.raises(UserError, match=r"holds the 'synthetic' dataset"):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "m"},
+                  parameters=_params(dataset="bp4d"), log=None)
+
+
+# -- DISFA from BP4D ---------------------------------------------------------------------------
+def test_disfa_is_seeded_from_bp4d_as_facts_section_7_maps_it():
+    from components.train.transfer import seed_from
+    from jaa_keras import build_jaanet
+    bp4d = build_jaanet("bp4d", **TINY)
+    disfa = build_jaanet("disfa", **TINY)
+    fresh = build_jaanet("disfa", **TINY)
+    fresh.set_weights(disfa.get_weights())
+    done = seed_from(bp4d, disfa)
+    assert done["aus"] == {"AU01": "AU01", "AU02": "AU02", "AU04": "AU04", "AU06": "AU06",
+                           "AU12": "AU12", "AU25": "AU23", "AU26": "AU17"}
+    assert done["fresh"] == ["AU09", "au_head"]
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    src, dst, old = (m(images, training=False) for m in (bp4d, disfa, fresh))
+    # Region + alignment copied: same landmarks, hence the same initial maps for shared rules.
+    np.testing.assert_allclose(dst["landmarks"], src["landmarks"], rtol=1e-5, atol=1e-5)
+    b_aus, d_aus = list(bp4d.config.aus), list(disfa.config.aus)
+    for target, source in done["aus"].items():
+        t, s = d_aus.index(int(target[2:])), b_aus.index(int(source[2:]))
+        np.testing.assert_allclose(dst["attention"][..., t], src["attention"][..., s],
+                                   rtol=1e-5, atol=1e-6)
+    # AU 9's branch keeps its fresh weights (its refined map = the fresh model's map for the
+    # same initial map, which depends only on the copied landmarks) and the head stays fresh.
+    for w_new, w_old in zip(disfa.module_layers("au_head")[0].weights,
+                            fresh.module_layers("au_head")[0].weights):
+        np.testing.assert_array_equal(np.asarray(w_new), np.asarray(w_old))
+    refine_new = disfa.attention.refine.weights[0].numpy()
+    refine_old = fresh.attention.refine.weights[0].numpy()
+    k = refine_new.shape[-1] // 8
+    nine = d_aus.index(9)
+    np.testing.assert_array_equal(refine_new[..., nine * k:(nine + 1) * k],
+                                  refine_old[..., nine * k:(nine + 1) * k])
+
+
+def test_seeding_from_an_unrelated_or_misshaped_model_is_a_clear_error():
+    from components.train.transfer import seed_from
+    from jaa_keras import build_jaanet
+    with pytest.raises(UserError, match="another width, crop"):
+        seed_from(build_jaanet("bp4d", **{**TINY, "width_unit": 2}), build_jaanet("disfa", **TINY),
+                  "models/bp4d/fold1")
