@@ -3,7 +3,7 @@ import keras
 from keras import ops
 
 from jaa_keras.config import JaaNetConfig, preset
-from jaa_keras.layers import (AdaptiveAttention, AlignmentHead, AUHead, FeatureStack, RegionLayer,
+from jaa_keras.layers import (AdaptiveAttention, AUHead, DenseHead, FeatureStack, RegionLayer,
                               hierarchical_branches, plain_region_branches)
 from jaa_keras.metrics import LandmarkMeanError, MaskedMeanF1
 
@@ -33,8 +33,8 @@ class JaaNet(keras.Model):
         self.region1 = RegionLayer(first, branches(first), name="region1")
         self.region2 = RegionLayer(second, branches(second), name="region2")
         self.alignment_features = FeatureStack(config.stack_channels, name="alignment_features")
-        self.alignment_head = AlignmentHead(config.num_landmarks, config.hidden_units,
-                                            name="alignment_head")
+        self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units,
+                                        name="alignment_head")
         self.global_features = FeatureStack(config.stack_channels, name="global_features")
         self.attention = AdaptiveAttention(
             config.aus, config.crop_size, config.width_unit, config.zeta,
