@@ -8,8 +8,32 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def batch_norm(name: str) -> layers.BatchNormalization:
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+@keras.saving.register_keras_serializable(package="jaa_keras")
+class FusedBatchNorm(layers.BatchNormalization):
+    """BatchNormalization on TensorFlow's fused kernel: the same normalisation as Keras's, 2-2.5x
+    faster forward and backward on CPU here (BENCHMARKS.md). Channels last.
+
+    The moving variance is updated with the batch's unbiased variance, as PyTorch (and so the
+    authors' release) does; Keras's own layer uses the biased one.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        compute_dtype = inputs.dtype
+        if training and self.trainable:
+            outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+                inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+            self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
+            self.moving_variance.assign(
+                self.momentum * self.moving_variance + (1 - self.momentum) * variance)
+        else:
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, self.gamma, self.beta, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, is_training=False)
+        return tf.cast(outputs, compute_dtype)
+
+
+def batch_norm(name: str) -> FusedBatchNorm:
+    return FusedBatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
