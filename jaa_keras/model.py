@@ -73,6 +73,9 @@ class JaaNet(keras.Model):
     # Training: the objective needs the whole output dict and the inter-ocular distances, so it is
     # given to compile() as one object rather than as a loss per output.
     def compile(self, optimizer="sgd", objective=None, **kwargs):
+        # Keras's "auto" turns XLA on for TensorFlow; its CPU convolutions made a training step
+        # about 50x slower than TensorFlow's own kernels here (BENCHMARKS.md).
+        kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, **kwargs)
         self.objective = objective
 
