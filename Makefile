@@ -22,7 +22,9 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(INSTALLED)
-	$(BIN)/python -m benchmarks.run_all $(ARGS)
+	$(BIN)/python -m benchmarks.bench_network $(ARGS)
+	$(BIN)/python -m benchmarks.bench_preprocess $(ARGS)
+	$(BIN)/python -m benchmarks.bench_input_pipeline
 
 clean:
 	rm -rf artifacts .pytest_cache

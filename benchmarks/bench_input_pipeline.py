@@ -10,6 +10,7 @@ speed: FACTS section 11 gives 2.8 images/s for the full-size network on 2 CPU co
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -42,18 +43,16 @@ def write_textured_records(folder, examples, shards=4, seed=0):
     return files
 
 
-def time_pass(make, repeats=2):
-    n = 0
-    for images, _ in make(0):  # warm-up pass (graph tracing, file cache)
-        n += int(images.shape[0])
-    best = 0.0
+def time_pass(make, repeats=3):
+    """Median images/s over `repeats` full passes, after one warm-up pass."""
+    for _ in make(0):  # warm-up pass (graph tracing, file cache)
+        pass
+    rates = []
     for r in range(repeats):
-        t0 = time.perf_counter()
-        count = 0
-        for images, _ in make(r + 1):
-            count += int(images.shape[0])
-        best = max(best, count / (time.perf_counter() - t0))
-    return best
+        start = time.perf_counter()
+        count = sum(int(images.shape[0]) for images, _ in make(r + 1))
+        rates.append(count / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 def main(argv=None):
