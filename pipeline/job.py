@@ -44,6 +44,7 @@ from apache_beam.runners.runner import PipelineState
 
 from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
                              package_versions)
+from jaa_keras.au_weights import au_loss_weights
 from pipeline.options import DATASETS, PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
@@ -187,9 +188,7 @@ def au_weights(positive, labelled) -> tuple[list[float], list[float], list[int]]
             floored.append(i)
             pos = ZERO_RATE_POSITIVES
         rates.append(pos / max(n, 1))
-    inverse = [1 / r for r in rates]
-    weights = [v * len(rates) / sum(inverse) for v in inverse]
-    return rates, weights, floored
+    return rates, au_loss_weights(rates).tolist(), floored
 
 
 def _stats(dataset: str, tally: dict) -> dict:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from jaa_keras.au_weights import au_loss_weights
 from jaa_keras.losses import (LOSS_NAMES, JaaNetLoss, alignment_loss, attention_refine_loss,
-                              au_dice_loss, au_loss_weights, au_softmax_loss)
+                              au_dice_loss, au_softmax_loss)
 
 LABELS = np.array([[1, 0, -1],
                    [0, 1, 1]], np.int64)
