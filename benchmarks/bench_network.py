@@ -44,7 +44,7 @@ def network_mode(mode: str, quick: bool) -> dict:
     overrides = dict(width_unit=1, hidden_units=32) if quick else {}
     model = jaa_keras.build_jaanet("bp4d", **overrides)
     size, rng = model.config.crop_size, np.random.default_rng(0)
-    repeats = 2 if quick else 10
+    repeats = 2 if quick or mode == "train_xla" else 10  # an XLA step on CPU takes minutes
     if mode.startswith("train"):
         batch = 8
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
