@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight_decay", type=float, default=5e-4)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--lr_decay", type=float, default=0.3)
-    p.add_argument("--lr_decay_every", type=int, default=2)
+    p.add_argument("--lr_decay_every", type=int, default=None,
+                   help="epochs between lr decays (default: the preset's; 2 for the paper)")
     p.add_argument("--width_unit", type=int, help="override the network's width unit c")
     p.add_argument("--crop_size", type=int, help="override the crop (multiple of 16)")
     p.add_argument("--hidden_units", type=int, help="override the heads' hidden size d")

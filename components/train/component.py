@@ -28,7 +28,7 @@ TRAIN = StageSpec(
         Parameter("momentum", float, 0.9),
         Parameter("weight_decay", float, 5e-4, help="Caffe's coupled L2 decay (schedule.py)"),
         Parameter("lr_decay", float, 0.3, help="lr factor every lr_decay_every epochs"),
-        Parameter("lr_decay_every", int, 2),
+        Parameter("lr_decay_every", int, None, help="default: the preset's (2, the paper's)"),
         Parameter("seed", int, 0, help="initial weights, data order and augmentation"),
         Parameter("shuffle_buffer", int, 4096),
         Parameter("validation_buckets", int, 10,

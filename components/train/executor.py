@@ -53,7 +53,7 @@ def run_executor(inputs, outputs, params) -> dict:
         examples_dir=examples.path, output_dir=outputs["model"].path, model_config=config,
         phases=phases, au_weights=weights, train_parts=[p for p in (1, 2, 3) if p != fold],
         batch_size=batch_size, momentum=params["momentum"], weight_decay=params["weight_decay"],
-        lr_decay=params["lr_decay"], lr_decay_every=params["lr_decay_every"],
+        lr_decay=params["lr_decay"], lr_decay_every=params["lr_decay_every"] or preset["lr_decay_every"],
         seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
         mixed_precision=params["mixed_precision"], keep_checkpoints=params["keep_checkpoints"],
         validation_buckets=params["validation_buckets"],
@@ -61,4 +61,5 @@ def run_executor(inputs, outputs, params) -> dict:
         stop_after_epochs=params["stop_after_epochs"])
     return {**summary, "dataset": dataset, "fold": fold, "preset": preset_name,
             "schedule": [p.__dict__ for p in phases], "batch_size": batch_size,
+            "lr_decay_every": params["lr_decay_every"] or preset["lr_decay_every"],
             "au_weights": [round(float(w), 6) for w in weights]}

@@ -275,7 +275,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 nan_stop = _NanStop.make()
                 steps_before = int(model.optimizer.iterations.numpy())
                 t0 = time.perf_counter()
-                fit = model.fit(data, epochs=1, verbose=verbose, callbacks=[nan_stop])
+                fit = model.fit(data, epochs=1, verbose=verbose, callbacks=[nan_stop], shuffle=False)
                 seconds = time.perf_counter() - t0
                 logs = {k: float(v[-1]) for k, v in fit.history.items() if v}
                 if nan_stop.bad_batch is not None or not _finite(logs.get("loss")):
