@@ -127,6 +127,24 @@ def _init_from(path: str | None, fold: int) -> Path | None:
                     f"{root / 'model.keras'} exists; give a trained models/<dataset> folder")
 
 
+def train_parameters(args, fold: int) -> dict:
+    """The train stage's parameters for one fold, from the flags."""
+    overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
+                 if getattr(args, k) is not None}
+    params = {"dataset": args.dataset, "fold": fold, "schedule": args.schedule,
+              "preset": args.preset, "model_overrides": overrides,
+              "epochs": args.epochs, "learning_rates": args.learning_rates,
+              "batch_size": args.batch_size, "momentum": args.momentum,
+              "weight_decay": args.weight_decay, "lr_decay": args.lr_decay,
+              "lr_decay_every": args.lr_decay_every, "seed": args.seed,
+              "mixed_precision": args.mixed_precision}
+    if args.verbose is not None:
+        params["verbose"] = args.verbose
+    elif sys.stdout.isatty():
+        params["verbose"] = 1
+    return params
+
+
 def run(args) -> dict:
     from components.base import run_stage
     lay = Layout(args.output_dir, args.dataset)
@@ -149,24 +167,12 @@ def run(args) -> dict:
     trained = {}
     if "train" in args.stages:
         from components.train.component import TRAIN
-        overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
-                     if getattr(args, k) is not None}
         t0 = time.perf_counter()
         for k in args.folds:
-            params = {"dataset": args.dataset, "fold": k, "schedule": args.schedule,
-                      "preset": args.preset, "model_overrides": overrides,
-                      "epochs": args.epochs, "learning_rates": args.learning_rates,
-                      "batch_size": args.batch_size, "momentum": args.momentum,
-                      "weight_decay": args.weight_decay, "lr_decay": args.lr_decay,
-                      "lr_decay_every": args.lr_decay_every, "seed": args.seed,
-                      "mixed_precision": args.mixed_precision}
-            if args.verbose is not None:
-                params["verbose"] = args.verbose
-            elif sys.stdout.isatty():
-                params["verbose"] = 1
             trained[k] = run_stage(
                 TRAIN, inputs={"examples": lay.examples, "init_from": _init_from(args.init_from, k)},
-                outputs={"model": lay.fold(k)}, parameters=params, force=args.force)
+                outputs={"model": lay.fold(k)}, parameters=train_parameters(args, k),
+                force=args.force)
         results["train"] = trained
         timings["train"] = time.perf_counter() - t0
 
