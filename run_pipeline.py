@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -243,7 +242,8 @@ def _print_summary(args, lay, results, timings):
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from components.startup import import_tensorflow_quietly
+    import_tensorflow_quietly()
     from components.base import UserError
     try:
         run(args)

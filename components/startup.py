@@ -1,0 +1,47 @@
+"""TensorFlow's start-up notices, kept out of the user's way.
+
+TensorFlow prints INFO lines on import (oneDNN is on, no CUDA driver, CPU features) and, on a
+machine without an NVIDIA device, an error that cuInit failed. They come before its logging is
+set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back. The entry points import TensorFlow here:
+stderr is captured while it starts, and every line but those notices is written back.
+"""
+import glob
+import os
+import re
+import sys
+import tempfile
+
+STARTUP_NOTICES = [
+    "All log messages before absl::InitializeLog",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "cpu_feature_guard",
+    "To enable the following instructions",
+]
+# Without an NVIDIA device node, cuInit failing is expected, not an error worth showing.
+NO_GPU_NOTICES = ["failed call to cuInit"]
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow and find its devices, dropping the start-up notices from stderr."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    notices = STARTUP_NOTICES + ([] if glob.glob("/dev/nvidia[0-9]*") else NO_GPU_NOTICES)
+    pattern = re.compile("|".join(re.escape(n) for n in notices))
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices()  # device discovery is where cuInit runs
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+            if not pattern.search(line):
+                sys.stderr.write(line)
+    return tf
