@@ -67,8 +67,8 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
             au[rng.random(len(aus)) < 0.05] = -1
             au[0] = n % 2  # every AU occurs in every split
             au[1:] = np.where(au[1:] == -1, -1, np.maximum(au[1:], (n % 3 == 0)))
-            examples.append(draw_example(points, au, dot_index=22, subject=f"S{part}",
-                                         frame=n))
+            examples.append(draw_example(points, au, dot_index=22,
+                                         subject=f"S{part}{n % 2}", frame=n))
             labels.append(au)
         write_records(os.path.join(root, f"part{part}", "data-00000-of-00001.tfrecord.gz"), examples)
         labels = np.array(labels)
@@ -86,6 +86,8 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
              "parts": {str(p): {"examples": per_part} for p in (1, 2, 3)}}
     with open(os.path.join(root, "stats.json"), "w") as f:
         json.dump(stats, f)
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump({"subjects": {str(p): [f"S{p}0", f"S{p}1"] for p in (1, 2, 3)}}, f)
     from components.base import write_completion_record
     write_completion_record(root, stage="preprocess", parameters={"dataset": "synthetic",
                                                                   "seed": seed},

@@ -163,3 +163,28 @@ def test_corrupt_completion_record_is_a_clear_error(tmp_path):
     (tmp_path / "numbers" / COMPLETION_FILE).write_text("{not json")
     with pytest.raises(base.UserError, match=r"_COMPLETE.json is not valid JSON"):
         Artifact(tmp_path / "numbers").record()
+
+
+def test_self_managed_stage_keeps_its_own_record_and_reports_skips(tmp_path):
+    """E.g. the Beam job: it caches itself and writes the completion record in this format."""
+    from components.base import write_completion_record
+    calls = []
+
+    def job(inputs, outputs, params):
+        calls.append(params["_force"])
+        out = outputs["examples"].path
+        if Artifact(out).is_complete() and not params["_force"]:
+            return {"status": "skipped"}
+        out.mkdir(parents=True, exist_ok=True)
+        write_completion_record(out, stage="preprocess", parameters={"dataset": params["dataset"]},
+                                identity={"dataset": params["dataset"]}, summary={"n": 1})
+        return {"status": "ran", "n": 1}
+    spec = StageSpec("preprocess", (), ("examples",), (Parameter("dataset", str, identity=True),),
+                     job, self_managed=True)
+    run = lambda **kw: run_stage(spec, outputs={"examples": tmp_path / "ex"},  # noqa: E731
+                                 parameters={"dataset": "synthetic"}, log=None, **kw)
+    assert run().status == "ran"
+    assert run().status == "skipped"
+    assert run(force=True).status == "ran"
+    assert calls == [False, False, True]
+    assert Artifact(tmp_path / "ex").summary == {"n": 1}

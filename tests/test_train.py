@@ -178,6 +178,23 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_a_corrupt_one_is_
                   parameters=nan_params, log=None)
 
 
+@pytest.mark.slow
+def test_joint_schedule_keeps_the_best_epoch_on_held_out_training_subjects(examples, tmp_path):
+    from components.train.trainer import validation_subjects
+    held_out = validation_subjects(examples, [2, 3], 10, 0)
+    assert len(held_out) == 1 and held_out[0] in {"S20", "S21", "S30", "S31"}
+    out = tmp_path / "fold1"
+    run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+              parameters=_params(schedule="joint", epochs=[2]), log=None)
+    history = json.loads((out / "history.json").read_text())
+    assert [h["phase"] for h in history] == ["joint", "joint"]
+    assert all("val_mean_f1" in h for h in history)
+    summary = Artifact(out).summary
+    assert summary["best_epoch"] in (1, 2) and summary["schedule"][0]["nesterov"]
+    best = f"epoch-{summary['best_epoch']:03d}"
+    assert (out / "checkpoints" / best).is_dir()
+
+
 def test_missing_or_foreign_stats_are_clear_errors(tmp_path):
     from components.train.trainer import au_weights_for_fold
     from schemas.face import AU_SETS

@@ -32,8 +32,8 @@ TRAIN = StageSpec(
         Parameter("seed", int, 0, help="initial weights, data order and augmentation"),
         Parameter("shuffle_buffer", int, 4096),
         Parameter("validation_buckets", int, 10,
-                  help="keep_best phases (joint): 1 in N training subjects held out to pick the "
-                       "best epoch"),
+                  help="keep_best phases (joint): about 1 in N training subjects (at least 1) "
+                       "held out to pick the best epoch"),
         Parameter("mixed_precision", bool, False, help="float16 (GPU) / bfloat16 (CPU) compute"),
         Parameter("keep_checkpoints", int, 2, cache=False),
         Parameter("verbose", int, 2, cache=False, help="Keras progress: 0 none, 1 bar, 2 line"),

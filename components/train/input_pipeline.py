@@ -135,13 +135,13 @@ def transform_example(example: dict, crop_size: int, training: bool, seed=None):
 def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_size: int,
                  seed: int = 0, epoch: int = 0, shuffle_buffer: int = 4096,
                  drop_remainder: bool = False, keep_metadata: bool = False,
-                 subject_split: tuple[str, int] | None = None,
+                 subject_split: tuple[str, tuple[str, ...]] | None = None,
                  num_examples: int | None = None) -> tf.data.Dataset:
     """The batched dataset of one epoch (training) or of one pass (evaluation).
 
     keep_metadata: add "subject", "task", "frame" to the labels dict (for evaluation reports).
-    subject_split: ("validation", n) keeps the subjects whose name hashes to bucket 0 of n,
-      ("train", n) the others: a deterministic subject-exclusive hold-out inside training parts.
+    subject_split: ("validation", subjects) keeps only these subjects' examples, ("train",
+      subjects) all others: a subject-exclusive hold-out inside the training parts.
     num_examples: the number of examples (count_examples), so that Keras knows the epoch length.
     """
     files = [os.fspath(f) for f in files]
@@ -153,8 +153,7 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
                        cycle_length=min(4, max(1, len(files))), num_parallel_calls=AUTOTUNE,
                        deterministic=True)
     if subject_split is not None:
-        which, buckets = subject_split
-        ds = ds.filter(lambda s: tf.equal(_subject_bucket(s, buckets) == 0, which == "validation"))
+        ds = ds.filter(_subject_filter(*subject_split))
     if num_examples is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     if training:
@@ -180,20 +179,24 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
 
 
-def count_examples(files, subject_split: tuple[str, int] | None = None) -> int:
+def count_examples(files, subject_split: tuple[str, tuple[str, ...]] | None = None) -> int:
     """Records in `files` (within `subject_split`, as make_dataset takes it)."""
     ds = tf.data.TFRecordDataset([os.fspath(f) for f in files],
                                  compression_type=_compression(tf.constant(os.fspath(files[0]))))
     if subject_split is not None:
-        which, buckets = subject_split
-        ds = ds.filter(lambda s: tf.equal(_subject_bucket(s, buckets) == 0, which == "validation"))
+        ds = ds.filter(_subject_filter(*subject_split))
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
-def _subject_bucket(serialized, buckets: int):
-    subject = tf.io.parse_single_example(
-        serialized, {"subject": tf.io.FixedLenFeature([], tf.string)})["subject"]
-    return tf.strings.to_hash_bucket_fast(subject, buckets)
+def _subject_filter(which: str, subjects):
+    held_out = tf.constant(sorted(subjects) or [""], tf.string)
+    keep_held_out = which == "validation"
+
+    def keep(serialized):
+        subject = tf.io.parse_single_example(
+            serialized, {"subject": tf.io.FixedLenFeature([], tf.string)})["subject"]
+        return tf.equal(tf.reduce_any(tf.equal(held_out, subject)), keep_held_out)
+    return keep
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:

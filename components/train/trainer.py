@@ -128,6 +128,28 @@ def _load_optimizer(optimizer, variables, path: Path):
 
 
 # ----------------------------------------------------------------------------------------------
+def validation_subjects(examples_dir, train_parts, one_in: int, seed: int) -> tuple[str, ...]:
+    """About 1 in `one_in` subjects of the training parts (at least one), picked with `seed`.
+
+    The subjects come from the preprocessing job's manifest.json ("subjects" per part). They are
+    held out of training in a keep_best phase and score its epochs (the released code picked the
+    best epoch on the test part, which would leak the test set into model selection).
+    """
+    path = Path(examples_dir) / "manifest.json"
+    manifest = read_json(path, "manifest") if path.is_file() else {}
+    try:
+        subjects = sorted({s for p in train_parts for s in manifest["subjects"][str(p)]})
+    except (KeyError, TypeError):
+        raise UserError(f"{path} lists no subjects per part; the joint schedule needs them to hold "
+                        "out validation subjects (run the preprocess stage again)") from None
+    if len(subjects) < 2:
+        raise UserError(f"{path}: the training parts have {len(subjects)} subject(s); best-epoch "
+                        "selection needs at least 2 (one held out)")
+    count = max(1, round(len(subjects) / max(one_in, 1)))
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    return tuple(sorted(subjects[i] for i in order[:count]))
+
+
 def _strategy(log):
     import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
@@ -234,12 +256,14 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             del source
 
         writer = tf.summary.create_file_writer(str(log_dir))
-        validation = None
+        validation, train_split = None, None
         if keep_best:
+            held_out = validation_subjects(examples_dir, train_parts, validation_buckets, seed)
+            log(f"best-epoch selection on held-out training subjects {', '.join(held_out)}")
             validation = ip.make_dataset(files, num_aus, model_config.crop_size, training=False,
                                          batch_size=max(batch_size, 32),
-                                         subject_split=("validation", validation_buckets))
-        train_split = ("train", validation_buckets) if keep_best else None
+                                         subject_split=("validation", held_out))
+            train_split = ("train", held_out)
         num_train = ip.count_examples(files, train_split)
         if num_train == 0:
             raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
