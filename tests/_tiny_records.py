@@ -4,6 +4,7 @@ Not the synthetic dataset (that is pipeline/synthetic*): these are the smallest 
 exercise the readers, with a dot drawn at known places.
 """
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -93,3 +94,13 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
                                                                   "seed": seed},
                             identity={"dataset": "synthetic"}, summary={"examples": 3 * per_part})
     return root
+
+
+def train_artifact(folder, model_file, fold=1, dataset="synthetic"):
+    """A completed Train-stage folder holding a copy of `model_file`."""
+    from components.base import write_completion_record
+    folder.mkdir(parents=True)
+    shutil.copy(model_file, folder / "model.keras")
+    write_completion_record(folder, stage="train", parameters={"dataset": dataset, "fold": fold},
+                            identity={"dataset": dataset})
+    return folder

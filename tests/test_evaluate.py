@@ -14,7 +14,7 @@ from components.evaluate.executor import figure_name, predictions_name
 from jaa_keras import build_jaanet, preset
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
-from tests._tiny_records import write_tiny_dataset
+from tests._tiny_records import train_artifact, write_tiny_dataset
 
 AUS = AU_SETS["bp4d"]
 NAMES = au_names("bp4d")
@@ -28,14 +28,6 @@ def _examples(root, dataset="synthetic"):
     return root
 
 
-def _model_artifact(folder, model_file, fold, dataset="synthetic"):
-    folder.mkdir(parents=True)
-    shutil.copy(model_file, folder / "model.keras")
-    write_completion_record(folder, stage="train", parameters={"dataset": dataset, "fold": fold},
-                            identity={"dataset": dataset})
-    return folder
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
@@ -43,7 +35,7 @@ def setup(tmp_path_factory):
     model = build_jaanet(preset("bp4d", width_unit=1, crop_size=32, hidden_units=16))
     model_file = root / "tiny.keras"
     model.save(model_file)
-    models = {k: _model_artifact(root / "models" / "synthetic" / f"fold{k}", model_file, k)
+    models = {k: train_artifact(root / "models" / "synthetic" / f"fold{k}", model_file, k)
               for k in (1, 2)}
     out = root / "eval" / "synthetic"
     result = run_evaluate(examples=examples, models=models, output=out, dataset="synthetic",
@@ -207,7 +199,7 @@ def test_missing_stats(setup, tmp_path):
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not_a_zip"])
 def test_missing_or_corrupt_model_file(setup, tmp_path, damage):
-    folder = _model_artifact(tmp_path / "fold1", setup["model_file"], 1)
+    folder = train_artifact(tmp_path / "fold1", setup["model_file"], 1)
     model_file = folder / "model.keras"
     if damage == "missing":
         model_file.unlink()

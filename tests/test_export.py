@@ -21,18 +21,10 @@ from components.train.input_pipeline import crop_landmarks_to_aligned, make_data
 from jaa_keras import build_jaanet, preset
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
-from tests._tiny_records import write_tiny_dataset
+from tests._tiny_records import train_artifact, write_tiny_dataset
 
 AUS = AU_SETS["bp4d"]
 CROP = 48  # smaller than 176: serving must also resize, as the input pipeline does
-
-
-def _model_artifact(folder, model_file, fold=1, dataset="synthetic"):
-    folder.mkdir(parents=True)
-    shutil.copy(model_file, folder / "model.keras")
-    write_completion_record(folder, stage="train", parameters={"dataset": dataset, "fold": fold},
-                            identity={"dataset": dataset})
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +37,7 @@ def exported(tmp_path_factory):
     model = build_jaanet(preset("bp4d", width_unit=1, crop_size=CROP, hidden_units=16))
     model_file = root / "tiny.keras"
     model.save(model_file)
-    model_dir = _model_artifact(root / "models" / "synthetic" / "fold1", model_file)
+    model_dir = train_artifact(root / "models" / "synthetic" / "fold1", model_file)
     serving = root / "serving" / "jaa_net"
     result = run_export(model=model_dir, output=serving, dataset="synthetic", examples=examples,
                         log=None)
@@ -217,7 +209,7 @@ def test_versions_skip_force_and_explicit(exported, tmp_path, quick_export):
 def test_serving_folder_of_another_dataset(exported, tmp_path, quick_export):
     serving = tmp_path / "jaa_net"
     other = tmp_path / "disfa_model"
-    _model_artifact(other, exported["model_file"], dataset="disfa")
+    train_artifact(other, exported["model_file"], dataset="disfa")
     run_export(model=exported["model_dir"], output=serving, dataset="synthetic", log=None)
     with pytest.raises(ArtifactMismatchError) as error:
         run_export(model=other, output=serving, dataset="disfa", log=None)
@@ -246,7 +238,7 @@ def test_model_trained_on_another_au_set(exported, tmp_path):
 
 
 def test_corrupt_model_file(exported, tmp_path):
-    folder = _model_artifact(tmp_path / "fold1", exported["model_file"])
+    folder = train_artifact(tmp_path / "fold1", exported["model_file"])
     (folder / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(UserError, match="could not be loaded") as error:
         run_export(model=folder, output=tmp_path / "jaa_net", dataset="synthetic", log=None)
