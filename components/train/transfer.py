@@ -1,7 +1,8 @@
 """--init_from: seed a new model from a trained one (DISFA fine-tuned from BP4D, FACTS section 7).
 
 The weight surgery is jaa_keras.transfer (the network owns its layout: region, alignment and
-global modules copied whole; each mapped AU's refinement and local feature stack copied; the AU head fresh). This module picks the AU map and turns mismatches into user errors:
+global modules copied whole; each mapped AU's refinement and local feature stack copied; the
+AU head fresh). This module picks the AU map and turns mismatches into user errors:
   - same AU set (e.g. continuing BP4D training from another BP4D model): everything is copied;
   - otherwise each target AU is seeded from the same AU where the source has it, else from
     jaa_keras.transfer.DISFA_FROM_BP4D (BP4D AU 23 -> DISFA 25, 17 -> 26); DISFA AU 9 and the
