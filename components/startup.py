@@ -26,7 +26,7 @@ def import_tensorflow_quietly():
     """Import TensorFlow and find its devices, dropping the start-up notices from stderr."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    import jaa_keras  # noqa: F401  (sets TensorFlow's environment before it is imported)
     notices = STARTUP_NOTICES + ([] if glob.glob("/dev/nvidia[0-9]*") else NO_GPU_NOTICES)
     pattern = re.compile("|".join(re.escape(n) for n in notices))
     sys.stderr.flush()

@@ -5,8 +5,13 @@ enough for the preprocessing job, which must not import Keras.
 """
 import os
 
-# TensorFlow prints start-up INFO lines (CPU features) on import; keep warnings and errors.
+# TensorFlow reads these when it is first imported, so they are set here, before it is.
+# Its start-up INFO lines (CPU features) go; warnings and errors stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# The region layers' grouped convolutions have CPU gradients only in the oneDNN kernels, which
+# TensorFlow turns on by default on some CPUs only (not on the AMD EPYC machines here, where
+# training failed with "Gradients for grouped convolutions are not supported on CPU").
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from jaa_keras.config import JaaNetConfig, preset  # noqa: E402
 

@@ -1,4 +1,9 @@
 """The network matches the paper and the authors' release: sizes, attention maps, gradients."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +15,8 @@ from jaa_keras.layers import (AdaptiveAttention, InitialAttentionMaps, Patchwise
                               hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss
 from schemas.face import NUM_LANDMARKS
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = dict(width_unit=1, crop_size=32, hidden_units=16)
 
@@ -150,6 +157,28 @@ def test_patchwise_conv_equals_a_loop_over_patches_forward_and_backward(training
     for fast, straightforward in zip(*results):
         np.testing.assert_allclose(fast, straightforward, atol=1e-4)
 
+
+
+GRAPH_CALL_WITHOUT_ONEDNN = """
+import numpy as np, tensorflow as tf
+from jaa_keras.layers import PatchwiseConv
+x = tf.constant(np.random.default_rng(1).normal(size=(2, 16, 16, 3)), tf.float32)
+layer = PatchwiseConv(grid=4, filters=5)
+layer.build(x.shape)
+graph = tf.function(lambda images: layer(images, training=False))
+np.testing.assert_allclose(graph(x), layer(x, training=False), atol=1e-5)
+"""
+
+
+def test_patchwise_conv_runs_in_a_graph_without_onednn_as_tf_serving_may():
+    # Keras adds a conv bias with BiasAdd, which TensorFlow's graph optimiser fuses into a conv
+    # kernel that refuses groups when oneDNN is off (TF's default on AMD EPYC): every predict and
+    # every served request failed there.
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", GRAPH_CALL_WITHOUT_ONEDNN], env=env, cwd=REPO,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
 
 # -- gradient enhancement (paper Eq. 5) --------------------------------------------------------
 

@@ -48,6 +48,15 @@ class GroupedConv2D(layers.Conv2D):
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
                             dilations=self.dilation_rate)
 
+    def call(self, inputs):
+        # A plain add, not Keras's BiasAdd: TensorFlow's graph optimiser fuses Conv2D + BiasAdd
+        # into a kernel that refuses grouped convolutions on CPUs without oneDNN (AMD EPYC here),
+        # so every graph-mode call (predict, serving) failed there.
+        outputs = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            outputs = tf.add(outputs, tf.cast(self.bias, outputs.dtype))
+        return outputs if self.activation is None else self.activation(outputs)
+
 
 def grouped_conv(filters_per_group: int, groups: int, name: str) -> GroupedConv2D:
     """`groups` independent 3x3 convolutions run as one; group g reads and writes channel group g."""
