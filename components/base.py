@@ -684,12 +684,7 @@ class _Run:
 
     def _changes(self, previous: dict) -> str:
         """What differs between the run that made `previous` (a record) and this one."""
-        changes = []
-        old_params = previous.get("parameters") or {}
-        for p in sorted(set(old_params) | set(self.cached_params)):
-            old, new = old_params.get(p, "unset"), self.cached_params.get(p, "unset")
-            if old != new:
-                changes.append(f"{p} {old!r} -> {new!r}")
+        changes = parameter_changes(previous.get("parameters") or {}, self.cached_params)
         old_inputs = previous.get("inputs") or {}
         for i in sorted(set(old_inputs) | set(self.fingerprints)):
             if i not in self.fingerprints:
@@ -705,6 +700,12 @@ class _Run:
         if self.force and previous.get("cache_key") == self.key:
             return "--force given"
         return "made with an earlier version of the pipeline's caching"
+
+
+def parameter_changes(old: Mapping, new: Mapping) -> list[str]:
+    """["epochs [6, 0, 0] -> [4, 0, 0]", ...] for the parameters whose values differ."""
+    return [f"{name} {old.get(name, 'unset')!r} -> {new.get(name, 'unset')!r}"
+            for name in sorted(set(old) | set(new)) if old.get(name, "unset") != new.get(name, "unset")]
 
 
 def _where(outputs: Mapping[str, Artifact]) -> str:

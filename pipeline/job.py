@@ -24,6 +24,7 @@ workers' package (--setup_file defaults to it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -42,8 +43,9 @@ from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
                                                   StandardOptions, WorkerOptions)
 from apache_beam.runners.runner import PipelineState
 
-from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
-                             package_versions)
+from components.base import (COMPLETION_FILE, LOCK_FILE, STARTED_FILE, RECORD_FORMAT, UserError,
+                             cache_key_for, folder_lock, new_run_id, package_versions,
+                             parameter_changes, require_literal_path)
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.options import DATASETS, PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
@@ -57,6 +59,7 @@ STAGE = "preprocess"
 STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
 _OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
                                                COMPLETION_FILE, STARTED_FILE}
+_KEPT_ENTRIES = {STARTED_FILE, LOCK_FILE}  # never deleted when clearing (the lock: its holder's)
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
@@ -86,6 +89,8 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     if not output_dir:
         raise ValueError("output_dir is required")
     output_dir = _normalise(output_dir)
+    # Beam's sinks read the output path as a pattern too (and delete what it matches).
+    require_literal_path(output_dir, "output folder")
     raw_format, data_dir, synthetic = _raw_input(dataset, data_dir, synthetic)
     reader = source(raw_format)
     reader.validate_root(data_dir)
@@ -129,6 +134,7 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     _write_json(_join(output_dir, COMPLETION_FILE), {
         "format": RECORD_FORMAT, "stage": STAGE, "parameters": parameters,
         "identity": {"dataset": dataset}, "inputs": inputs, "cache_key": key,
+        "run_id": new_run_id(),
         "versions": package_versions(), "summary": summary,
         "timings": {"started_at": started_at, "finished_at": _now(),
                     "seconds": summary["seconds"]["total"]}})
@@ -228,21 +234,44 @@ def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -
     """Clear what an earlier run left (only files this job writes) and mark the folder started."""
     existing = _files(output_dir)
     foreign = sorted({_relative(output_dir, path).split("/")[0] for path in existing}
-                     - _OUR_ENTRIES)
+                     - _OUR_ENTRIES - _KEPT_ENTRIES)
     if foreign:
         raise DatasetLayoutError(
             f"output folder {output_dir} holds {', '.join(foreign[:5])}, which this job did not "
             f"write; choose an empty or new output folder")
-    if existing:
-        _LOG.info("clearing the earlier (incomplete, outdated or forced) output in %s", output_dir)
+    if set(map(os.path.basename, existing)) - _KEPT_ENTRIES:
+        _LOG.warning("clearing %s in %s (%s)", _earlier_output(output_dir), output_dir,
+                     _changes(output_dir, key, parameters))
         # the completion record goes first: from here on the folder reads as incomplete
-        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE, STARTED_FILE}):
+        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE} - _KEPT_ENTRIES):
             if FileSystems.exists(_join(output_dir, entry)):
                 FileSystems.delete([_join(output_dir, entry)])
     if not FileSystems.exists(_join(output_dir, STARTED_FILE)):
         _write_json(_join(output_dir, STARTED_FILE), {
             "stage": STAGE, "cache_key": key, "parameters": parameters,
             "identity": {"dataset": dataset}, "pid": os.getpid()})
+
+
+def _earlier_output(output_dir: str) -> str:
+    record = _read_record(output_dir)
+    if record:
+        return f"the complete output of {record.get('timings', {}).get('finished_at')}"
+    return "an unfinished output"
+
+
+def _changes(output_dir: str, key: str, parameters: dict) -> str:
+    """What differs from the run that wrote the earlier output (its record or started record)."""
+    previous = _read_record(output_dir)
+    if previous is None and FileSystems.exists(_join(output_dir, STARTED_FILE)):
+        previous = _read_json(_join(output_dir, STARTED_FILE))
+    if not previous:
+        return "no record of how it was made"
+    changes = parameter_changes(previous.get("parameters") or {}, parameters)
+    if previous.get("cache_key") == key:
+        return "same parameters and input: forced, or files went missing"
+    if not changes:
+        changes = ["the raw data in the input folder changed"]
+    return "changed since: " + "; ".join(changes)
 
 
 def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict,
@@ -457,6 +486,14 @@ def _fingerprint(folder: str) -> str:
     return digest.hexdigest()
 
 
+def _output_lock(output_dir: str):
+    """One job per output folder (a local one: a bucket has no such lock)."""
+    if "://" in output_dir:
+        return contextlib.nullcontext()
+    require_literal_path(_normalise(output_dir), "output folder")
+    return folder_lock(_normalise(output_dir), _LOG.warning)
+
+
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
@@ -475,12 +512,13 @@ def main(argv: list[str] | None = None) -> dict:
                               frames=options.synthetic_frames, seed=options.synthetic_seed) \
         if options.dataset == "synthetic" else None
     try:
-        return run_preprocessing(
-            options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
-            landmark_offset=options.landmark_offset, video_offset=options.video_offset,
-            jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
-            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
-    except DatasetLayoutError as error:
+        with _output_lock(options.output_dir):  # (the pipeline's preprocess stage locks it too)
+            return run_preprocessing(
+                options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
+                landmark_offset=options.landmark_offset, video_offset=options.video_offset,
+                jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
+                frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
+    except (DatasetLayoutError, UserError) as error:
         raise SystemExit(f"pipeline.job: {error}") from None
 
 

@@ -3,6 +3,8 @@ import gzip
 import hashlib
 import json
 import os
+import re
+import shutil
 import struct
 
 import apache_beam as beam
@@ -14,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from apache_beam.runners.portability import prism_runner
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from components.base import UserError
 from pipeline import job
 from pipeline.align import align_face, eye_centres
 from pipeline.sources import DatasetLayoutError, bp4d, disfa
@@ -286,3 +289,33 @@ def test_multiprocessing_workers_and_frame_reshuffle_give_the_same_examples(buil
     keys = lambda o: sorted((r["subject"], r["task"], int(r["frame"]))  # noqa: E731
                             for r in _parsed(_tfrecords(o), 12))
     assert keys(tmp_path / "examples") == keys(out)
+
+
+def test_an_output_path_with_a_wildcard_is_refused_and_sibling_runs_keep_their_files(
+        built, tmp_path):
+    raw, out, _ = built
+    for sibling in ("exp1", "exp2"):
+        shutil.copytree(out, tmp_path / sibling)
+    before = {s: _mtimes(tmp_path / s) for s in ("exp1", "exp2")}
+    for pattern in ("exp*", "exp[12]"):
+        with pytest.raises(UserError, match=rf"output folder '.*{re.escape(pattern)}' contains"):
+            _run(raw, tmp_path / pattern)
+        with pytest.raises(SystemExit, match=r"without \* \? \["):
+            job.main(["--dataset=synthetic", f"--data_dir={raw}",
+                      f"--output_dir={tmp_path / pattern}", "--synthetic_subjects=3",
+                      "--synthetic_tasks=2", "--synthetic_frames=6", "--synthetic_seed=2"])
+        assert not (tmp_path / pattern).exists()
+    for sibling in ("exp1", "exp2"):
+        assert _mtimes(tmp_path / sibling) == before[sibling]
+        assert job._files_intact(str(tmp_path / sibling))
+
+
+def test_spaces_quotes_unicode_and_brackets_in_the_data_path_and_spaces_in_the_output(
+        built, tmp_path):
+    raw, _, summary = built
+    odd_raw = tmp_path / "raw data [v2] 'Zoë' \"x\""
+    shutil.copytree(raw, odd_raw)
+    out = tmp_path / "my runs 'ü'" / "examples"
+    again = _run(odd_raw, out, num_shards=1)
+    assert again["status"] == "ran" and again["examples"] == summary["examples"]
+    assert len(_tfrecords(out)) == 3
