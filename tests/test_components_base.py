@@ -1,4 +1,5 @@
 """The stage framework: contracts, completion records, skipping, --force, resume, safety."""
+import functools
 import json
 from pathlib import Path
 
@@ -200,7 +201,7 @@ def test_self_managed_stage_keeps_its_own_record_and_reports_skips(tmp_path):
 
 # ----------------------------------------------------------------------------------------------
 # Work is not thrown away without a word, and the previous output stays until the new one is done
-def _counting_stage(resumable=True, fail_at=None):
+def _counting_stage(fail_at=None):
     """A "training" stage: one file per epoch; resumes from the files already there."""
     def train(inputs, outputs, params):
         out = outputs["out"].path
@@ -214,16 +215,23 @@ def _counting_stage(resumable=True, fail_at=None):
         return {"epochs": params["epochs"]}
     return StageSpec("train", (InputSpec("numbers"),), ("out",),
                      (Parameter("epochs", int, 3), Parameter("lr", float, 0.1)), train,
-                     resumable=resumable,
+                     resumable=True,
                      describe_work=lambda folder: f"epochs {sorted(p.name for p in folder.glob('epoch*'))}")
 
 
-def test_a_changed_parameter_says_what_changed_and_what_is_discarded(tmp_path):
+def _trainer(tmp_path, log=None):
+    """run(stage, **parameters) of a counting stage into tmp_path/out, on a numbers output."""
     _run_numbers(tmp_path)
+
+    def run(spec, **params):
+        return run_stage(spec, inputs={"numbers": tmp_path / "numbers"},
+                         outputs={"out": tmp_path / "out"}, parameters=params, log=log)
+    return run
+
+
+def test_a_changed_parameter_says_what_changed_and_what_is_discarded(tmp_path):
     out, logged = tmp_path / "out", []
-    run = lambda spec, **params: run_stage(  # noqa: E731
-        spec, inputs={"numbers": tmp_path / "numbers"}, outputs={"out": out},
-        parameters=params, log=logged.append)
+    run = _trainer(tmp_path, logged.append)
     with pytest.raises(KeyboardInterrupt):          # killed in epoch 3 of 4
         run(_counting_stage(fail_at=3), epochs=4)
     assert (out / "epoch2").exists() and not Artifact(out).is_complete()
@@ -245,11 +253,8 @@ def test_a_changed_parameter_says_what_changed_and_what_is_discarded(tmp_path):
 
 
 def test_the_previous_output_stays_complete_until_the_new_one_is(tmp_path):
-    _run_numbers(tmp_path)
     out, logged = tmp_path / "out", []
-    run = lambda spec, **params: run_stage(  # noqa: E731
-        spec, inputs={"numbers": tmp_path / "numbers"}, outputs={"out": out},
-        parameters=params, log=logged.append)
+    run = _trainer(tmp_path, logged.append)
     run(_counting_stage(), epochs=2)
     finished = Artifact(out).record()["timings"]["finished_at"]
     logged.clear()
@@ -269,10 +274,7 @@ def test_the_previous_output_stays_complete_until_the_new_one_is(tmp_path):
 
 
 def test_a_run_killed_while_moving_its_output_into_place_is_finished_by_the_next(tmp_path):
-    _run_numbers(tmp_path)
-    run = lambda **params: run_stage(  # noqa: E731
-        _counting_stage(), inputs={"numbers": tmp_path / "numbers"},
-        outputs={"out": tmp_path / "out"}, parameters=params, log=None)
+    run = functools.partial(_trainer(tmp_path), _counting_stage())
     run(epochs=3)
     real_replace = base.os.replace
     moved = []
@@ -391,3 +393,18 @@ def test_records_are_readable_per_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "numbers" / COMPLETION_FILE).stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "other.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_train_names_the_checkpoints_that_a_discard_would_lose(tmp_path):
+    from components.train.component import TRAIN
+    fold = tmp_path / "fold1"
+    for epoch in (2, 3):
+        (fold / "checkpoints" / f"epoch-00{epoch}").mkdir(parents=True)
+        (fold / "checkpoints" / f"epoch-00{epoch}" / "state.json").write_text(
+            json.dumps({"global_epoch": epoch}))
+    (fold / "checkpoints" / "epoch-004").mkdir()      # killed while writing: not counted
+    describe = base._load(TRAIN.describe_work)
+    assert describe(fold) == "checkpoints up to epoch 3"
+    (fold / "model.keras").write_bytes(b"")
+    assert describe(fold) == "model.keras, checkpoints up to epoch 3"
+    assert describe(tmp_path / "empty") is None
