@@ -198,16 +198,20 @@ _HELD_LOCKS: dict[str, list] = {}   # lock file -> [file descriptor, nesting dep
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, log: Callable[[str], None] | None = None):
-    """Hold `<folder>/_LOCK` exclusively while the block runs; another holder -> FolderBusyError.
+def folder_lock(folder: str | os.PathLike, log: Callable[[str], None] | None = None, *,
+                shared: bool = False):
+    """Hold `<folder>/_LOCK` while the block runs: exclusively to write the folder, shared to
+    read it (readers exclude writers, not each other). A conflicting holder -> FolderBusyError.
 
     flock(2) ties the lock to the open file, so the kernel releases it when its process dies: a
-    lock file left by a killed run is simply taken over. The holder records its process id in
-    the file for the message a second run gets, and removes the file when done (still holding
+    lock file left by a killed run is simply taken over. A writer records its process id in the
+    file for the message a second run gets. The last holder removes the file (still holding
     the lock; whoever opened the old file notices it is gone and tries again). Re-entrant
-    within a process (a stage that runs the Beam job locks the folder the job locks too)."""
+    within a process (a stage that runs the Beam job locks the folder the job locks too).
+    A folder that cannot take a lock file (read-only) is read without one."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if not shared:
+        folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     key = os.path.abspath(path)
     if key in _HELD_LOCKS:
@@ -217,7 +221,14 @@ def folder_lock(folder: str | os.PathLike, log: Callable[[str], None] | None = N
         finally:
             _HELD_LOCKS[key][1] -= 1
         return
-    fd, previous = _acquire(path)
+    try:
+        fd, previous = _acquire(path, shared)
+    except OSError as error:
+        if not shared:
+            raise UserError(f"cannot write the lock file {path} ({error.strerror}); make "
+                            f"{folder} writable or choose another folder") from None
+        yield
+        return
     if previous and log:
         log(f"taking over the lock {path} of a run that ended without releasing it "
             f"({_holder(previous)}; that process is gone)")
@@ -227,35 +238,78 @@ def folder_lock(folder: str | os.PathLike, log: Callable[[str], None] | None = N
     finally:
         del _HELD_LOCKS[key]
         try:
-            path.unlink(missing_ok=True)
+            if shared:  # the last reader out removes the file
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _is_current(path, fd):
+                path.unlink()
+        except BlockingIOError:
+            pass
         finally:
             os.close(fd)
 
 
-def _acquire(path: Path) -> tuple[int, str]:
-    """(descriptor holding the lock on `path`, what the previous holder had written in it)."""
+_BUSY_RETRIES, _BUSY_WAIT_S = 20, 0.05  # a holder may be just leaving: retry for a second
+
+
+def _acquire(path: Path, shared: bool) -> tuple[int, str]:
+    """(descriptor holding the lock on `path`, what a previous writer had written in it)."""
+    attempts = 0
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+            busy = _busy_message(path, fd)
             os.close(fd)
-            raise FolderBusyError(
-                f"{path.parent} is being written by another run ({holder}); wait for it to "
-                f"finish (or stop it) and run again, or write into another folder") from None
-        try:
-            current = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:  # not a file its holder removed while we were opening it
+            attempts += 1
+            if attempts > _BUSY_RETRIES:
+                raise FolderBusyError(busy) from None
+            time.sleep(_BUSY_WAIT_S)
+            continue
+        if _is_current(path, fd):  # not a file its holder removed while we were opening it
             break
         os.close(fd)
     previous = os.pread(fd, 4096, 0).decode(errors="replace")
+    if shared:
+        return fd, ""
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps({"pid": os.getpid(), "started_at": _now(),
                               "command": " ".join(sys.argv)}).encode(), 0)
     return fd, previous
+
+
+def _is_current(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _busy_message(path: Path, fd: int) -> str:
+    readers = _reading_processes(fd)
+    if readers:
+        return (f"{path.parent} is being read by another run (process id "
+                f"{', '.join(map(str, readers))}); wait for it to finish (or stop it) and run "
+                "again, or write into another folder")
+    return (f"{path.parent} is being written by another run "
+            f"({_holder(os.pread(fd, 4096, 0).decode(errors='replace'))}); wait for it to "
+            "finish (or stop it) and run again, or write into another folder")
+
+
+def _reading_processes(fd: int) -> list[int]:
+    """Process ids holding a shared flock on `fd`'s file, per /proc/locks (Linux; else [])."""
+    inode = str(os.fstat(fd).st_ino)
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    pids = set()
+    for fields in map(str.split, lines):  # e.g. "3: FLOCK  ADVISORY  READ 4242 00:2f:1234 0 EOF"
+        if ("->" not in fields and len(fields) >= 6 and fields[1] == "FLOCK"
+                and fields[3] == "READ" and fields[5].rsplit(":", 1)[-1] == inode):
+            pids.add(int(fields[4]))
+    return sorted(pids)
 
 
 def _holder(text: str) -> str:
@@ -531,29 +585,20 @@ def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
     cached_params = {p.name: params[p.name] for p in spec.parameters if p.cache}
     identity = {p.name: params[p.name] for p in spec.parameters if p.identity}
 
-    # Inputs: each required one must be complete; fingerprints enter the cache key.
     inputs = dict(inputs or {})
     unknown = sorted(set(inputs) - {i.name for i in spec.inputs})
     if unknown:
         raise ParameterError(f"stage {spec.name!r} has no input(s) {unknown}")
     input_artifacts: dict[str, Artifact | None] = {}
-    fingerprints: dict[str, str] = {}
     for ispec in spec.inputs:
         value = inputs.get(ispec.name)
-        if value is None:
-            if not ispec.optional:
-                raise ParameterError(f"stage {spec.name!r}: input {ispec.name!r} is required")
-            input_artifacts[ispec.name] = None
-            continue
-        artifact = value if isinstance(value, Artifact) else Artifact(value)
-        require_literal_path(artifact.path, f"stage {spec.name!r}, input {ispec.name!r}:")
-        try:
-            artifact.require_complete()
-        except IncompleteArtifactError as e:
-            raise IncompleteArtifactError(f"stage {spec.name!r}, input {ispec.name!r}: {e}") from None
+        if value is None and not ispec.optional:
+            raise ParameterError(f"stage {spec.name!r}: input {ispec.name!r} is required")
+        artifact = None if value is None else value if isinstance(value, Artifact) \
+            else Artifact(value)
+        if artifact is not None:
+            require_literal_path(artifact.path, f"stage {spec.name!r}, input {ispec.name!r}:")
         input_artifacts[ispec.name] = artifact
-        fingerprints[ispec.name] = artifact.fingerprint()
-
     if set(outputs) != set(spec.outputs):
         raise ParameterError(f"stage {spec.name!r} writes outputs {list(spec.outputs)}, "
                              f"got {sorted(outputs)}")
@@ -562,14 +607,26 @@ def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
     for artifact in output_artifacts.values():
         require_literal_path(artifact.path, f"stage {spec.name!r}: output folder")
         _check_identity(spec, artifact, identity)  # before a lock file goes into a foreign folder
-    key = cache_key_for(spec.name, cached_params, fingerprints)
-    run = _Run(spec, key, params, cached_params, identity, input_artifacts, fingerprints, force,
-               log)
+
     with contextlib.ExitStack() as locks:
+        # Inputs are read under a shared lock (no run rewrites them meanwhile); each required
+        # one must be complete, and their fingerprints enter the cache key.
+        fingerprints: dict[str, str] = {}
+        for name, artifact in input_artifacts.items():
+            if artifact is None:
+                continue
+            if artifact.path.is_dir():
+                locks.enter_context(folder_lock(artifact.path, log, shared=True))
+            try:
+                fingerprints[name] = artifact.fingerprint()
+            except IncompleteArtifactError as e:
+                raise IncompleteArtifactError(f"stage {spec.name!r}, input {name!r}: {e}") from None
         for artifact in output_artifacts.values():
             locks.enter_context(folder_lock(artifact.path, log))
             _check_identity(spec, artifact, identity)  # again: another run may have written it
             _finish_swap(artifact)  # of a run killed while moving its output into place
+        run = _Run(spec, cache_key_for(spec.name, cached_params, fingerprints), params,
+                   cached_params, identity, input_artifacts, fingerprints, force, log)
         return run.self_managed(output_artifacts) if spec.self_managed \
             else run.in_folders(output_artifacts)
 

@@ -339,19 +339,44 @@ def test_odd_but_literal_characters_in_paths_work(tmp_path):
 _HOLD_LOCK = """
 import sys
 from components.base import folder_lock
-with folder_lock(sys.argv[1]):
+with folder_lock(sys.argv[1], shared=sys.argv[2] == "read"):
     print("locked", flush=True)
     sys.stdin.read()
 """
 
 
-def _lock_holder(folder):
+def _lock_holder(folder, mode="write"):
+    """Another process holding the folder's lock until its stdin is closed."""
     import subprocess
     import sys
-    process = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(folder)],
+    process = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(folder), mode],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "locked"
     return process
+
+
+def test_a_folder_being_read_is_not_rewritten_and_one_being_written_is_not_read(tmp_path):
+    _run_numbers(tmp_path)
+    total = lambda: run_stage(SUM, inputs={"numbers": tmp_path / "numbers"},  # noqa: E731
+                              outputs={"total": tmp_path / "total"}, log=None)
+    reader = _lock_holder(tmp_path / "numbers", "read")
+    try:
+        assert total().summary == {"total": 10}          # readers share the folder
+        with pytest.raises(base.FolderBusyError,
+                           match=rf"numbers is being read by another run \(process id {reader.pid}\)"):
+            _run_numbers(tmp_path, count=7)
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    writer = _lock_holder(tmp_path / "numbers")
+    try:
+        with pytest.raises(base.FolderBusyError, match=rf"process id {writer.pid}, since"):
+            total()
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=30)
+    assert _run_numbers(tmp_path, count=7).status == "ran" and total().summary == {"total": 21}
+    assert not (tmp_path / "numbers" / base.LOCK_FILE).exists()
 
 
 def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tmp_path):
