@@ -624,7 +624,7 @@ def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
         for artifact in output_artifacts.values():
             locks.enter_context(folder_lock(artifact.path, log))
             _check_identity(spec, artifact, identity)  # again: another run may have written it
-            _finish_swap(artifact)  # of a run killed while moving its output into place
+            finish_swap(artifact)  # of a run killed while moving its output into place
         run = _Run(spec, cache_key_for(spec.name, cached_params, fingerprints), params,
                    cached_params, identity, input_artifacts, fingerprints, force, log)
         return run.self_managed(output_artifacts) if spec.self_managed \
@@ -679,7 +679,7 @@ class _Run:
                 summary=summary, started_at=started_at, seconds=seconds)
             (work[name].path / STARTED_FILE).unlink(missing_ok=True)
             if work[name].path != artifact.path:
-                _swap_in(artifact, self.log)
+                swap_in_staged(artifact, self.log)
         self.log(f"[{self.spec.name}] done in {seconds:.1f} s -> {_where(outputs)}")
         return StageResult(self.spec.name, "ran", outputs, records, seconds)
 
@@ -784,7 +784,7 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def _swap_in(artifact: Artifact, log: Callable[[str], None]) -> None:
+def swap_in_staged(artifact: Artifact, log: Callable[[str], None]) -> None:
     """Move the complete output in <folder>/_STAGING into <folder>, replacing what is there.
 
     The plan (the old and the new top-level names) is written first, to _SWAP.json, and every
@@ -795,12 +795,12 @@ def _swap_in(artifact: Artifact, log: Callable[[str], None]) -> None:
     write_json_atomic(folder / SWAP_FILE, {
         "old": sorted(c.name for c in folder.iterdir() if c.name not in _FRAMEWORK_ENTRIES),
         "new": sorted(c.name for c in staging.iterdir())})
-    _finish_swap(artifact)
+    finish_swap(artifact)
     log(f"replaced the previous output in {folder}"
         + (f" (completed {previous})" if previous else " (an unfinished run)"))
 
 
-def _finish_swap(artifact: Artifact) -> None:
+def finish_swap(artifact: Artifact) -> None:
     folder, staging = artifact.path, artifact.path / STAGING_DIR
     plan_file = folder / SWAP_FILE
     if not plan_file.is_file():

@@ -319,3 +319,31 @@ def test_spaces_quotes_unicode_and_brackets_in_the_data_path_and_spaces_in_the_o
     again = _run(odd_raw, out, num_shards=1)
     assert again["status"] == "ran" and again["examples"] == summary["examples"]
     assert len(_tfrecords(out)) == 3
+
+
+def test_a_rebuild_says_what_changed_and_keeps_the_previous_output_until_it_is_complete(
+        built, tmp_path, caplog):
+    raw, out, summary = built
+    copy = tmp_path / "examples"
+    shutil.copytree(out, copy)
+    before = _mtimes(copy)
+    finished = json.loads((copy / "_COMPLETE.json").read_text())["timings"]["finished_at"]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while the job runs")
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
+        patch.setattr(job, "build_pipeline", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _run(raw, copy, jpeg_quality=80)
+    assert f"holds the complete output of {finished}" in caplog.text
+    assert "jpeg_quality 95 -> 80" in caplog.text
+    assert _mtimes(copy).items() >= before.items()           # the old output, untouched
+    assert job._files_intact(str(copy)) and (copy / "_STAGING" / "_STARTED.json").exists()
+    assert _run(raw, copy)["status"] == "skipped"            # and still the output for quality 95
+    rebuilt = _run(raw, copy, jpeg_quality=80, num_shards=1)
+    assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
+    record = json.loads((copy / "_COMPLETE.json").read_text())
+    assert record["parameters"]["jpeg_quality"] == 80 and job._files_intact(str(copy))
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json"]
+    assert len(_tfrecords(copy)) == 3
