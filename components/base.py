@@ -77,7 +77,7 @@ LOCK_FILE = "_LOCK"            # held (flock) while a run writes the folder
 STAGING_DIR = "_STAGING"       # where a new output is built while the previous one is kept
 SWAP_FILE = "_SWAP.json"       # the plan of a staged output's move into place (crash recovery)
 _FRAMEWORK_ENTRIES = {LOCK_FILE, STAGING_DIR, SWAP_FILE}
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: fingerprinted by FINGERPRINTED (1: by the whole record)
 # The fields of a completion record that say what the artifact is (see Artifact.fingerprint).
 FINGERPRINTED = ("stage", "cache_key", "identity", "summary", "run_id")
 # Characters Beam's FileSystems.match/delete and its file sinks read as wildcards (and
@@ -369,6 +369,8 @@ class Artifact:
         not what it is, so they are left out: touching them does not make every stage
         downstream redo its work."""
         record = self.record()
+        if record.get("format", 1) < 2:  # as records of format 1 were fingerprinted: whole
+            return canonical_hash(record)
         return canonical_hash({k: record.get(k) for k in FINGERPRINTED})
 
     @property
