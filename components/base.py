@@ -734,7 +734,8 @@ class _Run:
     def _work(self, artifact: Artifact) -> str:
         """E.g. "the complete output of 2026-11-30T12:00:00+00:00 (model.keras, ...)"."""
         if artifact.is_complete():
-            what = f"the complete output of {artifact.record().get('timings', {}).get('finished_at')}"
+            finished = artifact.record().get("timings", {}).get("finished_at")
+            what = f"the complete output of {finished}"
         else:
             what = (f"an unfinished run started "
                     f"{(artifact.started_record() or {}).get('started_at', 'at an unknown time')}")
@@ -763,8 +764,9 @@ class _Run:
 
 def parameter_changes(old: Mapping, new: Mapping) -> list[str]:
     """["epochs [6, 0, 0] -> [4, 0, 0]", ...] for the parameters whose values differ."""
-    return [f"{name} {old.get(name, 'unset')!r} -> {new.get(name, 'unset')!r}"
-            for name in sorted(set(old) | set(new)) if old.get(name, "unset") != new.get(name, "unset")]
+    unset = "unset"
+    return [f"{name} {old.get(name, unset)!r} -> {new.get(name, unset)!r}"
+            for name in sorted(set(old) | set(new)) if old.get(name, unset) != new.get(name, unset)]
 
 
 def _where(outputs: Mapping[str, Artifact]) -> str:

@@ -215,8 +215,11 @@ def _counting_stage(fail_at=None):
         return {"epochs": params["epochs"]}
     return StageSpec("train", (InputSpec("numbers"),), ("out",),
                      (Parameter("epochs", int, 3), Parameter("lr", float, 0.1)), train,
-                     resumable=True,
-                     describe_work=lambda folder: f"epochs {sorted(p.name for p in folder.glob('epoch*'))}")
+                     resumable=True, describe_work=_epochs_in)
+
+
+def _epochs_in(folder):
+    return f"epochs {sorted(p.name for p in folder.glob('epoch*'))}"
 
 
 def _trainer(tmp_path, log=None):
@@ -368,8 +371,8 @@ def test_a_folder_being_read_is_not_rewritten_and_one_being_written_is_not_read(
     reader = _lock_holder(tmp_path / "numbers", "read")
     try:
         assert total().summary == {"total": 10}          # readers share the folder
-        with pytest.raises(base.FolderBusyError,
-                           match=rf"numbers is being read by another run \(process id {reader.pid}\)"):
+        busy = rf"numbers is being read by another run \(process id {reader.pid}\)"
+        with pytest.raises(base.FolderBusyError, match=busy):
             _run_numbers(tmp_path, count=7)
     finally:
         reader.stdin.close()
