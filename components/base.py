@@ -25,36 +25,47 @@ Artifact folders: a stage writes each output into its own folder and records com
 by writing `_COMPLETE.json` atomically (temp file + rename). A folder without that record is
 incomplete and is never read as an input. The record holds the stage, its parameters, the input
 fingerprints, the cache key (a hash of stage + caching parameters + input fingerprints), package
-versions, the executor's summary and timings. The fingerprint of an artifact is the hash of its
-completion record, so a stage that re-runs upstream invalidates everything downstream.
+versions, the executor's summary, a run id and timings. The fingerprint of an artifact is the
+hash of what it is (stage, cache key, identity, summary, run id; not timings or versions), so a
+stage that re-runs upstream invalidates everything downstream, and a touched timestamp does not.
 
 Running a stage (`run_stage`):
   1. parameters are resolved against the contract (defaults, types, unknown names rejected);
   2. every required input must be a complete artifact (else `IncompleteArtifactError`);
-  3. every output complete with the same cache key and `force` not set -> skipped;
-  4. otherwise each output folder is prepared: clear-then-write, except that a stage declared
-     `resumable` keeps the folder's content when its `_STARTED.json` names the same cache key
-     (a killed training run continues from its checkpoints); `_STARTED.json` is written;
-  5. the executor runs; then `_COMPLETE.json` is written and `_STARTED.json` removed.
+  3. each output folder is locked (`_LOCK`, see `folder_lock`): a second run is refused;
+  4. every output complete with the same cache key and `force` not set -> skipped;
+  5. otherwise a folder for the new output is chosen (`_Run.prepare`): a resumable stage's
+     unfinished run with the same cache key is continued (a killed training run continues from
+     its checkpoints); an existing output (complete, or a resumable stage's unfinished run) is
+     kept and the new one built in `<folder>/_STAGING`; `_STARTED.json` is written there.
+     Whatever gets discarded is named in the log first, with the parameters and inputs that
+     changed;
+  6. the executor runs; then `_COMPLETE.json` is written, `_STARTED.json` removed, and a staged
+     output moved into the folder in place of the old one.
 
-Safety: a folder is only ever cleared when it is empty, or is an artifact folder of this
-framework (it holds `_COMPLETE.json` or `_STARTED.json`) whose identity parameters (e.g. the
-dataset) match. Anything else is refused with a `UserError` naming the folder.
+Safety: paths are data -- one with a wildcard character (* ? [) is refused, since Beam and
+TensorFlow would read it as a pattern. A folder is only ever cleared when it is empty, or is an
+artifact folder of this framework (it holds `_COMPLETE.json` or `_STARTED.json`) whose identity
+parameters (e.g. the dataset) match; nothing outside it is touched. Anything else is refused
+with a `UserError` naming the folder.
 
 Errors a user can cause are `UserError`s: `run_pipeline.py` prints their message, no traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
+import fcntl
 import hashlib
 import importlib
 import importlib.metadata
 import json
 import os
 import platform
+import secrets
 import shutil
-import tempfile
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +73,16 @@ from typing import Any, Callable, Mapping
 
 COMPLETION_FILE = "_COMPLETE.json"
 STARTED_FILE = "_STARTED.json"
-RECORD_FORMAT = 1
+LOCK_FILE = "_LOCK"            # held (flock) while a run writes the folder
+STAGING_DIR = "_STAGING"       # where a new output is built while the previous one is kept
+SWAP_FILE = "_SWAP.json"       # the plan of a staged output's move into place (crash recovery)
+_FRAMEWORK_ENTRIES = {LOCK_FILE, STAGING_DIR, SWAP_FILE}
+RECORD_FORMAT = 2  # 2: fingerprinted by FINGERPRINTED (1: by the whole record)
+# The fields of a completion record that say what the artifact is (see Artifact.fingerprint).
+FINGERPRINTED = ("stage", "cache_key", "identity", "summary", "run_id")
+# Characters Beam's FileSystems.match/delete and its file sinks read as wildcards (and
+# TensorFlow's file listing too); a path holding one cannot be passed to them as data.
+GLOB_CHARACTERS = "*?["
 
 # Packages whose versions go into every completion record (missing ones are skipped).
 VERSIONED_PACKAGES = ("jaa-net-tf", "tensorflow", "keras", "apache-beam", "numpy")
@@ -86,13 +106,34 @@ class ParameterError(UserError):
     """A parameter is unknown, missing or of the wrong type."""
 
 
+class FolderBusyError(UserError):
+    """Another process holds the folder's lock."""
+
+
+def require_literal_path(path: str | os.PathLike, what: str = "output folder") -> None:
+    """Refuse a path that the file APIs downstream would read as a wildcard pattern.
+
+    Beam's file sinks use the output path both as a literal (the files they create) and as a
+    pattern (the earlier shards they delete), so escaping cannot work: `exp*` would delete the
+    shards of `exp1/` and `exp2/`. The path is refused instead, before anything is touched."""
+    text = os.fspath(path)
+    found = "".join(c for c in GLOB_CHARACTERS if c in text)
+    if found:
+        raise UserError(f"{what} {text!r} contains {' '.join(found)}, which Beam and TensorFlow "
+                        "read as wildcards (it would match, and delete, files of other folders); "
+                        "choose a path without * ? [ (rename the folder)")
+
+
 # ----------------------------------------------------------------------------------------------
 # JSON helpers
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:
     """Write JSON to `path` via a temp file in the same folder and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # os.open applies the umask to 0o666 (like any file Beam or Keras writes); mkstemp's 0o600
+    # would leave completion records unreadable to the group.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(value, f, indent=2, sort_keys=True, default=_json_default)
@@ -152,6 +193,135 @@ def _now() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# Locks: one writer per folder
+_HELD_LOCKS: dict[str, list] = {}   # lock file -> [file descriptor, nesting depth] in this process
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, log: Callable[[str], None] | None = None, *,
+                shared: bool = False):
+    """Hold `<folder>/_LOCK` while the block runs: exclusively to write the folder, shared to
+    read it (readers exclude writers, not each other). A conflicting holder -> FolderBusyError.
+
+    flock(2) ties the lock to the open file, so the kernel releases it when its process dies: a
+    lock file left by a killed run is simply taken over. A writer records its process id in the
+    file for the message a second run gets. The last holder removes the file (still holding
+    the lock; whoever opened the old file notices it is gone and tries again). Re-entrant
+    within a process (a stage that runs the Beam job locks the folder the job locks too).
+    A folder that cannot take a lock file (read-only) is read without one."""
+    folder = Path(folder)
+    if not shared:
+        folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    key = os.path.abspath(path)
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key][1] -= 1
+        return
+    try:
+        fd, previous = _acquire(path, shared)
+    except OSError as error:
+        if not shared:
+            raise UserError(f"cannot write the lock file {path} ({error.strerror}); make "
+                            f"{folder} writable or choose another folder") from None
+        yield
+        return
+    if previous and log:
+        log(f"taking over the lock {path} of a run that ended without releasing it "
+            f"({_holder(previous)}; that process is gone)")
+    _HELD_LOCKS[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[key]
+        try:
+            if shared:  # the last reader out removes the file
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _is_current(path, fd):
+                path.unlink()
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+
+
+_BUSY_RETRIES, _BUSY_WAIT_S = 20, 0.05  # a holder may be just leaving: retry for a second
+
+
+def _acquire(path: Path, shared: bool) -> tuple[int, str]:
+    """(descriptor holding the lock on `path`, what a previous writer had written in it)."""
+    attempts = 0
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy = _busy_message(path, fd)
+            os.close(fd)
+            attempts += 1
+            if attempts > _BUSY_RETRIES:
+                raise FolderBusyError(busy) from None
+            time.sleep(_BUSY_WAIT_S)
+            continue
+        if _is_current(path, fd):  # not a file its holder removed while we were opening it
+            break
+        os.close(fd)
+    previous = os.pread(fd, 4096, 0).decode(errors="replace")
+    if shared:
+        return fd, ""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "started_at": _now(),
+                              "command": " ".join(sys.argv)}).encode(), 0)
+    return fd, previous
+
+
+def _is_current(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _busy_message(path: Path, fd: int) -> str:
+    readers = _reading_processes(fd)
+    if readers:
+        return (f"{path.parent} is being read by another run (process id "
+                f"{', '.join(map(str, readers))}); wait for it to finish (or stop it) and run "
+                "again, or write into another folder")
+    return (f"{path.parent} is being written by another run "
+            f"({_holder(os.pread(fd, 4096, 0).decode(errors='replace'))}); wait for it to "
+            "finish (or stop it) and run again, or write into another folder")
+
+
+def _reading_processes(fd: int) -> list[int]:
+    """Process ids holding a shared flock on `fd`'s file, per /proc/locks (Linux; else [])."""
+    inode = str(os.fstat(fd).st_ino)
+    try:
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    pids = set()
+    for fields in map(str.split, lines):  # e.g. "3: FLOCK  ADVISORY  READ 4242 00:2f:1234 0 EOF"
+        if ("->" not in fields and len(fields) >= 6 and fields[1] == "FLOCK"
+                and fields[3] == "READ" and fields[5].rsplit(":", 1)[-1] == inode):
+            pids.add(int(fields[4]))
+    return sorted(pids)
+
+
+def _holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+        return (f"process id {holder['pid']}, since {holder.get('started_at')}: "
+                f"{holder.get('command') or '?'}")
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "process id not recorded yet"
+
+
+# ----------------------------------------------------------------------------------------------
 # Artifacts
 class Artifact:
     """A folder written by one stage; complete once its `_COMPLETE.json` exists."""
@@ -193,7 +363,15 @@ class Artifact:
         return self
 
     def fingerprint(self) -> str:
-        return canonical_hash(self.record())
+        """What the artifact is: stage, cache key (parameters + input fingerprints), identity,
+        the executor's summary (its counts and results) and the run that made it (a rerun is
+        another artifact). Timings and package versions say when and with what it was made,
+        not what it is, so they are left out: touching them does not make every stage
+        downstream redo its work."""
+        record = self.record()
+        if record.get("format", 1) < 2:  # as records of format 1 were fingerprinted: whole
+            return canonical_hash(record)
+        return canonical_hash({k: record.get(k) for k in FINGERPRINTED})
 
     @property
     def parameters(self) -> dict:
@@ -216,6 +394,11 @@ class Artifact:
         """True when the folder was written by this framework (complete or started)."""
         return self.is_complete() or (self.path / STARTED_FILE).is_file()
 
+    def holds_work(self) -> bool:
+        """True when the folder holds an output or part of one (more than a started record)."""
+        return self.path.is_dir() and any(
+            child.name not in _FRAMEWORK_ENTRIES | {STARTED_FILE} for child in self.path.iterdir())
+
 
 def write_completion_record(path: str | os.PathLike, *, stage: str, parameters: Mapping,
                             inputs: Mapping[str, str] | None = None, cache_key: str | None = None,
@@ -233,6 +416,7 @@ def write_completion_record(path: str | os.PathLike, *, stage: str, parameters: 
         "identity": dict(identity or {}),
         "inputs": dict(inputs or {}),
         "cache_key": cache_key or cache_key_for(stage, parameters, inputs or {}),
+        "run_id": new_run_id(),
         "versions": package_versions(),
         "summary": dict(summary or {}),
         "timings": {"started_at": started_at, "finished_at": _now(),
@@ -240,6 +424,11 @@ def write_completion_record(path: str | os.PathLike, *, stage: str, parameters: 
     }
     write_json_atomic(Path(path) / COMPLETION_FILE, record)
     return record
+
+
+def new_run_id() -> str:
+    """Names one run's output: a rerun (--force) makes another artifact, whatever its summary."""
+    return secrets.token_hex(8)
 
 
 def cache_key_for(stage: str, parameters: Mapping, input_fingerprints: Mapping[str, str]) -> str:
@@ -316,6 +505,9 @@ class StageSpec:
     # the parameters plus "_force", returns its summary with "status": "ran" | "skipped", and
     # must leave every output complete.
     self_managed: bool = False
+    # fn(folder) -> a few words on the work in an output folder (e.g. "checkpoints up to epoch
+    # 3"), said before that work is discarded; a callable or a "module:function" string.
+    describe_work: str | Callable | None = None
 
     def parameter(self, name: str) -> Parameter:
         for p in self.parameters:
@@ -345,10 +537,7 @@ class StageSpec:
         return resolved
 
     def load_executor(self) -> Callable:
-        if callable(self.executor):
-            return self.executor
-        module, _, attr = self.executor.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _load(self.executor)
 
     def describe(self) -> str:
         lines = [f"stage {self.name}: {self.description}".rstrip(": ")]
@@ -382,6 +571,13 @@ class StageResult:
 
 # ----------------------------------------------------------------------------------------------
 # Running a stage
+def _load(target: str | Callable) -> Callable:
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
               outputs: Mapping[str, Any], parameters: Mapping | None = None,
               force: bool = False, log: Callable[[str], None] | None = print) -> StageResult:
@@ -391,77 +587,243 @@ def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
     cached_params = {p.name: params[p.name] for p in spec.parameters if p.cache}
     identity = {p.name: params[p.name] for p in spec.parameters if p.identity}
 
-    # Inputs: each required one must be complete; fingerprints enter the cache key.
     inputs = dict(inputs or {})
     unknown = sorted(set(inputs) - {i.name for i in spec.inputs})
     if unknown:
         raise ParameterError(f"stage {spec.name!r} has no input(s) {unknown}")
     input_artifacts: dict[str, Artifact | None] = {}
-    fingerprints: dict[str, str] = {}
     for ispec in spec.inputs:
         value = inputs.get(ispec.name)
-        if value is None:
-            if not ispec.optional:
-                raise ParameterError(f"stage {spec.name!r}: input {ispec.name!r} is required")
-            input_artifacts[ispec.name] = None
-            continue
-        artifact = value if isinstance(value, Artifact) else Artifact(value)
-        try:
-            artifact.require_complete()
-        except IncompleteArtifactError as e:
-            raise IncompleteArtifactError(f"stage {spec.name!r}, input {ispec.name!r}: {e}") from None
+        if value is None and not ispec.optional:
+            raise ParameterError(f"stage {spec.name!r}: input {ispec.name!r} is required")
+        artifact = None if value is None else value if isinstance(value, Artifact) \
+            else Artifact(value)
+        if artifact is not None:
+            require_literal_path(artifact.path, f"stage {spec.name!r}, input {ispec.name!r}:")
         input_artifacts[ispec.name] = artifact
-        fingerprints[ispec.name] = artifact.fingerprint()
-
     if set(outputs) != set(spec.outputs):
         raise ParameterError(f"stage {spec.name!r} writes outputs {list(spec.outputs)}, "
                              f"got {sorted(outputs)}")
     output_artifacts = {name: (v if isinstance(v, Artifact) else Artifact(v))
                         for name, v in outputs.items()}
-    key = cache_key_for(spec.name, cached_params, fingerprints)
+    for artifact in output_artifacts.values():
+        require_literal_path(artifact.path, f"stage {spec.name!r}: output folder")
+        _check_identity(spec, artifact, identity)  # before a lock file goes into a foreign folder
 
-    for name, artifact in output_artifacts.items():
-        _check_identity(spec, artifact, identity)
-
-    if spec.self_managed:
-        t0 = time.perf_counter()
-        summary = spec.load_executor()(input_artifacts, output_artifacts,
-                                       {**params, "_force": bool(force)}) or {}
+    with contextlib.ExitStack() as locks:
+        # Inputs are read under a shared lock (no run rewrites them meanwhile); each required
+        # one must be complete, and their fingerprints enter the cache key.
+        fingerprints: dict[str, str] = {}
+        for name, artifact in input_artifacts.items():
+            if artifact is None:
+                continue
+            if artifact.path.is_dir():
+                locks.enter_context(folder_lock(artifact.path, log, shared=True))
+            try:
+                fingerprints[name] = artifact.fingerprint()
+            except IncompleteArtifactError as e:
+                raise IncompleteArtifactError(f"stage {spec.name!r}, input {name!r}: {e}") from None
         for artifact in output_artifacts.values():
+            locks.enter_context(folder_lock(artifact.path, log))
+            _check_identity(spec, artifact, identity)  # again: another run may have written it
+            finish_swap(artifact)  # of a run killed while moving its output into place
+        run = _Run(spec, cache_key_for(spec.name, cached_params, fingerprints), params,
+                   cached_params, identity, input_artifacts, fingerprints, force, log)
+        return run.self_managed(output_artifacts) if spec.self_managed \
+            else run.in_folders(output_artifacts)
+
+
+@dataclass
+class _Run:
+    """One run of a stage, with its outputs locked."""
+    spec: StageSpec
+    key: str
+    params: dict
+    cached_params: dict
+    identity: dict
+    inputs: dict
+    fingerprints: dict
+    force: bool
+    log: Callable[[str], None]
+
+    def self_managed(self, outputs: dict[str, Artifact]) -> StageResult:
+        t0 = time.perf_counter()
+        summary = self.spec.load_executor()(self.inputs, outputs,
+                                            {**self.params, "_force": bool(self.force)}) or {}
+        for artifact in outputs.values():
             artifact.require_complete()
         status = "skipped" if summary.get("status") == "skipped" else "ran"
         seconds = time.perf_counter() - t0
-        where = ", ".join(str(a.path) for a in output_artifacts.values())
-        log(f"[{spec.name}] " + ("up to date, skipped" if status == "skipped"
-                                 else f"done in {seconds:.1f} s") + f" ({where})")
-        return StageResult(spec.name, status, output_artifacts,
-                           {n: a.record() for n, a in output_artifacts.items()}, seconds)
+        self.log(f"[{self.spec.name}] " + ("up to date, skipped" if status == "skipped"
+                                           else f"done in {seconds:.1f} s") + f" ({_where(outputs)})")
+        return StageResult(self.spec.name, status, outputs,
+                           {n: a.record() for n, a in outputs.items()}, seconds)
 
-    # Cache hit: every output complete with the same key.
-    if not force and all(a.is_complete() and a.record().get("cache_key") == key
-                         for a in output_artifacts.values()):
-        log(f"[{spec.name}] up to date, skipped ({', '.join(str(a.path) for a in output_artifacts.values())})")
-        return StageResult(spec.name, "skipped", output_artifacts,
-                           {n: a.record() for n, a in output_artifacts.items()})
+    def in_folders(self, outputs: dict[str, Artifact]) -> StageResult:
+        # Cache hit: every output complete with the same key.
+        if not self.force and all(a.is_complete() and a.record().get("cache_key") == self.key
+                                  for a in outputs.values()):
+            self.log(f"[{self.spec.name}] up to date, skipped ({_where(outputs)})")
+            return StageResult(self.spec.name, "skipped", outputs,
+                               {n: a.record() for n, a in outputs.items()})
 
-    started_at = _now()
-    for artifact in output_artifacts.values():
-        _prepare_output(spec, artifact, key, force, cached_params, identity, started_at, log)
+        started_at = _now()
+        work = {name: self.prepare(artifact, started_at) for name, artifact in outputs.items()}
+        t0 = time.perf_counter()
+        summary = self.spec.load_executor()(self.inputs, work, self.params) or {}
+        seconds = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    summary = spec.load_executor()(input_artifacts, output_artifacts, params) or {}
-    seconds = time.perf_counter() - t0
+        records = {}
+        for name, artifact in outputs.items():
+            records[name] = write_completion_record(
+                work[name].path, stage=self.spec.name, parameters=self.cached_params,
+                inputs=self.fingerprints, cache_key=self.key, identity=self.identity,
+                summary=summary, started_at=started_at, seconds=seconds)
+            (work[name].path / STARTED_FILE).unlink(missing_ok=True)
+            if work[name].path != artifact.path:
+                swap_in_staged(artifact, self.log)
+        self.log(f"[{self.spec.name}] done in {seconds:.1f} s -> {_where(outputs)}")
+        return StageResult(self.spec.name, "ran", outputs, records, seconds)
 
-    records = {}
-    for name, artifact in output_artifacts.items():
-        records[name] = write_completion_record(
-            artifact.path, stage=spec.name, parameters=cached_params, inputs=fingerprints,
-            cache_key=key, identity=identity, summary=summary, started_at=started_at,
-            seconds=seconds)
-        (artifact.path / STARTED_FILE).unlink(missing_ok=True)
-    log(f"[{spec.name}] done in {seconds:.1f} s -> "
-        f"{', '.join(str(a.path) for a in output_artifacts.values())}")
-    return StageResult(spec.name, "ran", output_artifacts, records, seconds)
+    def prepare(self, artifact: Artifact, started_at: str) -> Artifact:
+        """The folder the executor writes this output into, and what happens to earlier work.
+
+        An unfinished run with the same cache key is resumed (resumable stages). Otherwise the
+        output in the folder -- complete, or an unfinished run of a resumable stage -- is kept
+        where it is, and the new one is built in <folder>/_STAGING and moved into place once it
+        is complete. Whatever is discarded is named first, with what changed."""
+        name, staging = self.spec.name, Artifact(artifact.path / STAGING_DIR)
+        if self.spec.resumable and not self.force:
+            for candidate in (artifact, staging):
+                started = candidate.started_record()
+                if (not candidate.is_complete() and started
+                        and started.get("cache_key") == self.key):
+                    self.log(f"[{name}] resuming the unfinished run in {candidate.path} "
+                             f"(started {started.get('started_at')})")
+                    self._discard_staging(staging, unless=candidate)
+                    return candidate
+        current = (artifact.record() if artifact.is_complete() else artifact.started_record()) or {}
+        keep = artifact.holds_work() and (artifact.is_complete() or self.spec.resumable)
+        if keep:
+            self.log(f"[{name}] {artifact.path} holds {self._work(artifact)}; "
+                     f"{self._changes(current)}. It stays until the new output, built in "
+                     f"{staging.path}, is complete, and is then replaced")
+            work = staging
+        else:
+            if artifact.holds_work():
+                self.log(f"[{name}] discarding {self._work(artifact)} in {artifact.path} "
+                         f"({self._changes(current)})")
+            _clear(artifact.path)
+            work = artifact
+        self._discard_staging(staging, unless=work)
+        work.path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(work.path / STARTED_FILE, {
+            "stage": name, "cache_key": self.key, "parameters": self.cached_params,
+            "identity": self.identity, "inputs": self.fingerprints, "started_at": started_at,
+            "pid": os.getpid()})
+        return work
+
+    def _discard_staging(self, staging: Artifact, unless: Artifact) -> None:
+        if staging.path == unless.path or not staging.path.exists():
+            return
+        if staging.holds_work():
+            self.log(f"[{self.spec.name}] discarding {self._work(staging)} in {staging.path} "
+                     f"({self._changes(staging.started_record() or {})})")
+        shutil.rmtree(staging.path)
+
+    def _work(self, artifact: Artifact) -> str:
+        """E.g. "the complete output of 2026-11-30T12:00:00+00:00 (model.keras, ...)"."""
+        if artifact.is_complete():
+            finished = artifact.record().get("timings", {}).get("finished_at")
+            what = f"the complete output of {finished}"
+        else:
+            what = (f"an unfinished run started "
+                    f"{(artifact.started_record() or {}).get('started_at', 'at an unknown time')}")
+        detail = _load(self.spec.describe_work)(artifact.path) if self.spec.describe_work else None
+        return f"{what} ({detail})" if detail else what
+
+    def _changes(self, previous: dict) -> str:
+        """What differs between the run that made `previous` (a record) and this one."""
+        changes = parameter_changes(previous.get("parameters") or {}, self.cached_params)
+        old_inputs = previous.get("inputs") or {}
+        for i in sorted(set(old_inputs) | set(self.fingerprints)):
+            if i not in self.fingerprints:
+                changes.append(f"input {i} no longer given")
+            elif i not in old_inputs:
+                changes.append(f"input {i} newly given ({self.inputs[i].path})")
+            elif old_inputs[i] != self.fingerprints[i]:
+                finished = self.inputs[i].record().get("timings", {}).get("finished_at")
+                changes.append(f"input {i} ({self.inputs[i].path}) is another output now "
+                               f"(completed {finished})")
+        if changes:
+            return "changed since: " + "; ".join(changes)
+        if self.force and previous.get("cache_key") == self.key:
+            return "--force given"
+        return "made with an earlier version of the pipeline's caching"
+
+
+def parameter_changes(old: Mapping, new: Mapping) -> list[str]:
+    """["epochs [6, 0, 0] -> [4, 0, 0]", ...] for the parameters whose values differ."""
+    unset = "unset"
+    return [f"{name} {old.get(name, unset)!r} -> {new.get(name, unset)!r}"
+            for name in sorted(set(old) | set(new)) if old.get(name, unset) != new.get(name, unset)]
+
+
+def _where(outputs: Mapping[str, Artifact]) -> str:
+    return ", ".join(str(a.path) for a in outputs.values())
+
+
+def _clear(folder: Path) -> None:
+    """Empty an output folder of this framework, completion record first (from then on it reads
+    as incomplete); the lock and the staging folder are left to their owners."""
+    if not folder.exists():
+        return
+    (folder / COMPLETION_FILE).unlink(missing_ok=True)
+    for child in folder.iterdir():
+        if child.name not in _FRAMEWORK_ENTRIES:
+            _remove(child)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def swap_in_staged(artifact: Artifact, log: Callable[[str], None]) -> None:
+    """Move the complete output in <folder>/_STAGING into <folder>, replacing what is there.
+
+    The plan (the old and the new top-level names) is written first, to _SWAP.json, and every
+    step can be redone, so a run killed half-way is finished by the next run (_finish_swap)."""
+    folder, staging = artifact.path, artifact.path / STAGING_DIR
+    previous = artifact.record().get("timings", {}).get("finished_at") \
+        if artifact.is_complete() else None
+    write_json_atomic(folder / SWAP_FILE, {
+        "old": sorted(c.name for c in folder.iterdir() if c.name not in _FRAMEWORK_ENTRIES),
+        "new": sorted(c.name for c in staging.iterdir())})
+    finish_swap(artifact)
+    log(f"replaced the previous output in {folder}"
+        + (f" (completed {previous})" if previous else " (an unfinished run)"))
+
+
+def finish_swap(artifact: Artifact) -> None:
+    folder, staging = artifact.path, artifact.path / STAGING_DIR
+    plan_file = folder / SWAP_FILE
+    if not plan_file.is_file():
+        return
+    plan = read_json(plan_file, "swap plan")
+    if not (staging / COMPLETION_FILE).is_file() and not (folder / COMPLETION_FILE).is_file():
+        raise UserError(f"{plan_file}: the output it moves into place is gone; remove "
+                        f"{plan_file} and run the stage again")
+    old, new = plan["old"], plan["new"]
+    # An old name is deleted unless the new entry of that name was already moved in.
+    for name in sorted(old, key=lambda n: n != COMPLETION_FILE):  # the record first
+        if (name not in new or (staging / name).exists()) and (folder / name).exists():
+            _remove(folder / name)
+    for name in sorted(new, key=lambda n: n == COMPLETION_FILE):  # the record last
+        if (staging / name).exists():
+            os.replace(staging / name, folder / name)
+    if staging.exists():
+        shutil.rmtree(staging)
+    plan_file.unlink()
 
 
 def _check_identity(spec: StageSpec, artifact: Artifact, identity: dict) -> None:
@@ -478,7 +840,8 @@ def _check_identity(spec: StageSpec, artifact: Artifact, identity: dict) -> None
     else:
         record_file = path / STARTED_FILE
         previous = (artifact.started_record() or {}).get("identity", {})
-        if not artifact.is_managed() and any(path.iterdir()):
+        if not artifact.is_managed() and any(c.name not in _FRAMEWORK_ENTRIES
+                                             for c in path.iterdir()):
             raise ArtifactMismatchError(
                 f"{path} exists, is not empty and was not written by this pipeline (no "
                 f"{COMPLETION_FILE} or {STARTED_FILE}); remove it or choose another output folder")
@@ -487,23 +850,3 @@ def _check_identity(spec: StageSpec, artifact: Artifact, identity: dict) -> None
             raise ArtifactMismatchError(
                 f"{path} holds {name} {previous[name]!r} (per {record_file}), not {value!r}; "
                 "choose another output folder or remove it")
-
-
-def _prepare_output(spec, artifact, key, force, params, identity, started_at, log):
-    path = artifact.path
-    started = artifact.started_record()
-    resume = (spec.resumable and not force and not artifact.is_complete()
-              and started is not None and started.get("cache_key") == key)
-    if resume:
-        log(f"[{spec.name}] resuming the unfinished run in {path}")
-    elif path.exists():
-        # Drop the completion record first: from here on the folder reads as incomplete.
-        artifact.record_path.unlink(missing_ok=True)
-        for child in path.iterdir():
-            if child.name == STARTED_FILE:
-                continue
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path / STARTED_FILE, {
-        "stage": spec.name, "cache_key": key, "parameters": params, "identity": identity,
-        "started_at": started_at, "pid": os.getpid()})

@@ -13,7 +13,9 @@ Output (`output_dir`):
                     versions, counts, timings. A folder without it is incomplete.
 
 Re-running with the same parameters on the same input does nothing; `force` rebuilds; an
-incomplete output is cleared and rebuilt. After the Beam job the outputs are read back and
+incomplete output is cleared and rebuilt. A complete local output stays, readable, until its
+replacement (written in `_STAGING/`) is complete; what changed is logged first. The output path
+must not contain * ? [ (Beam reads it as a pattern, and deletes what it matches). After the Beam job the outputs are read back and
 frames in = examples written + frames rejected is checked; a mismatch fails the job.
 
 --runner=DirectRunner (the default) runs Beam's in-process FnApiRunner directly: no download of a
@@ -24,6 +26,7 @@ workers' package (--setup_file defaults to it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -42,8 +45,10 @@ from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
                                                   StandardOptions, WorkerOptions)
 from apache_beam.runners.runner import PipelineState
 
-from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
-                             package_versions)
+from components.base import (COMPLETION_FILE, LOCK_FILE, STAGING_DIR, STARTED_FILE, SWAP_FILE,
+                             RECORD_FORMAT, Artifact, UserError, cache_key_for, finish_swap,
+                             folder_lock, new_run_id, package_versions, parameter_changes,
+                             require_literal_path, swap_in_staged)
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.options import DATASETS, PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
@@ -56,7 +61,9 @@ from schemas.face import au_names
 STAGE = "preprocess"
 STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
 _OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
-                                               COMPLETION_FILE, STARTED_FILE}
+                                               COMPLETION_FILE, STARTED_FILE, STAGING_DIR}
+# Never deleted when clearing: the lock is its holder's; a swap plan is finished first.
+_KEPT_ENTRIES = {STARTED_FILE, LOCK_FILE, SWAP_FILE}
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
@@ -86,6 +93,8 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     if not output_dir:
         raise ValueError("output_dir is required")
     output_dir = _normalise(output_dir)
+    # Beam's sinks read the output path as a pattern too (and delete what it matches).
+    require_literal_path(output_dir, "output folder")
     raw_format, data_dir, synthetic = _raw_input(dataset, data_dir, synthetic)
     reader = source(raw_format)
     reader.validate_root(data_dir)
@@ -107,14 +116,14 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     if record and record.get("cache_key") == key and not force and _files_intact(output_dir):
         _LOG.info("%s is complete for these parameters and input; nothing to do", output_dir)
         return {**record.get("summary", {}), "status": "skipped"}
-    _prepare_output(output_dir, key, parameters, dataset)
+    work_dir = _prepare_output(output_dir, key, parameters, dataset)
 
     options = PipelineOptions(beam_args or [])
     runner, in_process = _runner(options)
     reshuffle = frame_reshuffle == "on" or (frame_reshuffle == "auto" and not in_process)
     beam_started = time.perf_counter()
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
+    build_pipeline(pipeline, units, raw_format, work_dir, read_options=read_options,
                    jpeg_quality=jpeg_quality, num_shards=num_shards, reshuffle=reshuffle)
     result = pipeline.run()
     state = result.wait_until_finish()
@@ -122,17 +131,20 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
         raise JobIntegrityError(f"the Beam job ended in state {state}; {output_dir} is incomplete")
     beam_seconds = time.perf_counter() - beam_started
 
-    summary = _finish_output(output_dir, dataset, units, parameters, inputs, expected_frames)
+    summary = _finish_output(work_dir, dataset, units, parameters, inputs, expected_frames)
     summary["counters"] = _counters(result)
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
-    _write_json(_join(output_dir, COMPLETION_FILE), {
+    _write_json(_join(work_dir, COMPLETION_FILE), {
         "format": RECORD_FORMAT, "stage": STAGE, "parameters": parameters,
         "identity": {"dataset": dataset}, "inputs": inputs, "cache_key": key,
+        "run_id": new_run_id(),
         "versions": package_versions(), "summary": summary,
         "timings": {"started_at": started_at, "finished_at": _now(),
                     "seconds": summary["seconds"]["total"]}})
-    FileSystems.delete([_join(output_dir, STARTED_FILE)])
+    FileSystems.delete([_join(work_dir, STARTED_FILE)])
+    if work_dir != output_dir:
+        swap_in_staged(Artifact(output_dir), _LOG.warning)
     _LOG.info("%s: %d frames in, %d examples written, %d rejected", output_dir,
               summary["frames_in"], summary["examples_total"], summary["rejected_total"])
     return {**summary, "status": "ran"}
@@ -224,25 +236,66 @@ def _stats(dataset: str, tally: dict) -> dict:
 
 # --------------------------------------------------------------------------------------------
 # Output folder: preparing, checking, recording
-def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -> None:
-    """Clear what an earlier run left (only files this job writes) and mark the folder started."""
+def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -> str:
+    """The folder the job writes into, marked started; what an earlier run left is dealt with.
+
+    A complete earlier output in a local folder stays, readable, until the new one is complete:
+    the job writes into <output_dir>/_STAGING, moved into place at the end (swap_in_staged).
+    Anything else an earlier run left is cleared (only the files this job writes)."""
+    local = "://" not in output_dir
+    if local:
+        finish_swap(Artifact(output_dir))  # of a run killed while moving its output into place
     existing = _files(output_dir)
     foreign = sorted({_relative(output_dir, path).split("/")[0] for path in existing}
-                     - _OUR_ENTRIES)
+                     - _OUR_ENTRIES - _KEPT_ENTRIES)
     if foreign:
         raise DatasetLayoutError(
             f"output folder {output_dir} holds {', '.join(foreign[:5])}, which this job did not "
             f"write; choose an empty or new output folder")
-    if existing:
-        _LOG.info("clearing the earlier (incomplete, outdated or forced) output in %s", output_dir)
+    work_dir = output_dir
+    if local and _read_record(output_dir):
+        work_dir = _join(output_dir, STAGING_DIR)
+        _LOG.warning("%s holds %s (%s); it stays until the new output, built in %s, is complete",
+                     output_dir, _earlier_output(output_dir), _changes(output_dir, key, parameters),
+                     work_dir)
+        _delete_if_there(work_dir)
+    elif set(map(os.path.basename, existing)) - _KEPT_ENTRIES:
+        _LOG.warning("clearing %s in %s (%s)", _earlier_output(output_dir), output_dir,
+                     _changes(output_dir, key, parameters))
         # the completion record goes first: from here on the folder reads as incomplete
-        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE, STARTED_FILE}):
-            if FileSystems.exists(_join(output_dir, entry)):
-                FileSystems.delete([_join(output_dir, entry)])
-    if not FileSystems.exists(_join(output_dir, STARTED_FILE)):
-        _write_json(_join(output_dir, STARTED_FILE), {
-            "stage": STAGE, "cache_key": key, "parameters": parameters,
-            "identity": {"dataset": dataset}, "pid": os.getpid()})
+        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE} - _KEPT_ENTRIES):
+            _delete_if_there(_join(output_dir, entry))
+    _write_json(_join(work_dir, STARTED_FILE), {
+        "stage": STAGE, "cache_key": key, "parameters": parameters,
+        "identity": {"dataset": dataset}, "pid": os.getpid()})
+    return work_dir
+
+
+def _delete_if_there(path: str) -> None:
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+
+
+def _earlier_output(output_dir: str) -> str:
+    record = _read_record(output_dir)
+    if record:
+        return f"the complete output of {record.get('timings', {}).get('finished_at')}"
+    return "an unfinished output"
+
+
+def _changes(output_dir: str, key: str, parameters: dict) -> str:
+    """What differs from the run that wrote the earlier output (its record or started record)."""
+    previous = _read_record(output_dir)
+    if previous is None and FileSystems.exists(_join(output_dir, STARTED_FILE)):
+        previous = _read_json(_join(output_dir, STARTED_FILE))
+    if not previous:
+        return "no record of how it was made"
+    changes = parameter_changes(previous.get("parameters") or {}, parameters)
+    if previous.get("cache_key") == key:
+        return "same parameters and input: forced, or files went missing"
+    if not changes:
+        changes = ["the raw data in the input folder changed"]
+    return "changed since: " + "; ".join(changes)
 
 
 def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict,
@@ -457,6 +510,14 @@ def _fingerprint(folder: str) -> str:
     return digest.hexdigest()
 
 
+def _output_lock(output_dir: str):
+    """One job per output folder (a local one: a bucket has no such lock)."""
+    if "://" in output_dir:
+        return contextlib.nullcontext()
+    require_literal_path(_normalise(output_dir), "output folder")
+    return folder_lock(_normalise(output_dir), _LOG.warning)
+
+
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
@@ -475,12 +536,13 @@ def main(argv: list[str] | None = None) -> dict:
                               frames=options.synthetic_frames, seed=options.synthetic_seed) \
         if options.dataset == "synthetic" else None
     try:
-        return run_preprocessing(
-            options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
-            landmark_offset=options.landmark_offset, video_offset=options.video_offset,
-            jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
-            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
-    except DatasetLayoutError as error:
+        with _output_lock(options.output_dir):  # (the pipeline's preprocess stage locks it too)
+            return run_preprocessing(
+                options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
+                landmark_offset=options.landmark_offset, video_offset=options.video_offset,
+                jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
+                frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
+    except (DatasetLayoutError, UserError) as error:
         raise SystemExit(f"pipeline.job: {error}") from None
 
 

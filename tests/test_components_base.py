@@ -1,5 +1,7 @@
 """The stage framework: contracts, completion records, skipping, --force, resume, safety."""
+import functools
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,17 +98,24 @@ def test_incomplete_input_is_never_read(tmp_path):
     assert CALLS == []
 
 
-def test_failed_executor_leaves_an_incomplete_folder(tmp_path):
+def test_a_failed_run_leaves_the_previous_output_complete_and_its_own_work_incomplete(tmp_path):
     _run_numbers(tmp_path)
 
     def boom(inputs, outputs, params):
+        (outputs["numbers"].path / "numbers.txt").write_text("half")
         raise RuntimeError("boom")
     spec = StageSpec("numbers", (), ("numbers",), NUMBERS.parameters, boom)
     with pytest.raises(RuntimeError):
         run_stage(spec, outputs={"numbers": tmp_path / "numbers"},
                   parameters={"dataset": "synthetic", "count": 9}, log=None)
-    assert not Artifact(tmp_path / "numbers").is_complete()
-    assert _run_numbers(tmp_path).status == "ran"  # not mistaken for the earlier complete output
+    folder = Artifact(tmp_path / "numbers")
+    assert folder.record()["parameters"]["count"] == 5            # the earlier output, intact
+    assert (folder / "numbers.txt").read_text().split() == ["0", "1", "2", "3", "4"]
+    staged = Artifact(folder / "_STAGING")                        # the failed run: incomplete
+    assert not staged.is_complete() and staged.started_record()["parameters"]["count"] == 9
+    assert _run_numbers(tmp_path).status == "skipped"             # still the output for count 5
+    assert _run_numbers(tmp_path, count=2).status == "ran"
+    assert not (folder / "_STAGING").exists()
 
 
 def test_resumable_stage_keeps_its_unfinished_folder(tmp_path):
@@ -188,3 +197,248 @@ def test_self_managed_stage_keeps_its_own_record_and_reports_skips(tmp_path):
     assert run(force=True).status == "ran"
     assert calls == [False, False, True]
     assert Artifact(tmp_path / "ex").summary == {"n": 1}
+
+
+# ----------------------------------------------------------------------------------------------
+# Work is not thrown away without a word, and the previous output stays until the new one is done
+def _counting_stage(fail_at=None):
+    """A "training" stage: one file per epoch; resumes from the files already there."""
+    def train(inputs, outputs, params):
+        out = outputs["out"].path
+        for epoch in range(1, params["epochs"] + 1):
+            if (out / f"epoch{epoch}").exists():
+                continue
+            if epoch == fail_at:
+                raise KeyboardInterrupt(f"killed in epoch {epoch}")
+            (out / f"epoch{epoch}").write_text(str(params["lr"]))
+        (out / "model.txt").write_text(f"{params['epochs']} epochs at {params['lr']}")
+        return {"epochs": params["epochs"]}
+    return StageSpec("train", (InputSpec("numbers"),), ("out",),
+                     (Parameter("epochs", int, 3), Parameter("lr", float, 0.1)), train,
+                     resumable=True, describe_work=_epochs_in)
+
+
+def _epochs_in(folder):
+    return f"epochs {sorted(p.name for p in folder.glob('epoch*'))}"
+
+
+def _trainer(tmp_path, log=None):
+    """run(stage, **parameters) of a counting stage into tmp_path/out, on a numbers output."""
+    _run_numbers(tmp_path)
+
+    def run(spec, **params):
+        return run_stage(spec, inputs={"numbers": tmp_path / "numbers"},
+                         outputs={"out": tmp_path / "out"}, parameters=params, log=log)
+    return run
+
+
+def test_a_changed_parameter_says_what_changed_and_what_is_discarded(tmp_path):
+    out, logged = tmp_path / "out", []
+    run = _trainer(tmp_path, logged.append)
+    with pytest.raises(KeyboardInterrupt):          # killed in epoch 3 of 4
+        run(_counting_stage(fail_at=3), epochs=4)
+    assert (out / "epoch2").exists() and not Artifact(out).is_complete()
+    logged.clear()
+    with pytest.raises(KeyboardInterrupt):          # one flag changed: the old run is kept aside
+        run(_counting_stage(fail_at=2), epochs=4, lr=0.5)
+    message = " ".join(logged)
+    assert "an unfinished run started" in message and "epoch1" in message and "epoch2" in message
+    assert "lr 0.1 -> 0.5" in message and "stays until the new output" in message
+    assert (out / "epoch2").exists()                # the checkpoints of the first run are there
+    # Back to the first run's flags: it continues from its epoch 2 instead of starting over.
+    logged.clear()
+    assert run(_counting_stage(), epochs=4).status == "ran"
+    assert (out / "model.txt").read_text() == "4 epochs at 0.1" and Artifact(out).is_complete()
+    assert any("resuming the unfinished run in" in m for m in logged)
+    assert any("discarding an unfinished run" in m and "['epoch1']" in m and "lr 0.5 -> 0.1" in m
+               for m in logged)   # the run with lr 0.5, in _STAGING
+    assert not (out / "_STAGING").exists()
+
+
+def test_the_previous_output_stays_complete_until_the_new_one_is(tmp_path):
+    out, logged = tmp_path / "out", []
+    run = _trainer(tmp_path, logged.append)
+    run(_counting_stage(), epochs=2)
+    finished = Artifact(out).record()["timings"]["finished_at"]
+    logged.clear()
+    with pytest.raises(KeyboardInterrupt):          # a retraining with more epochs is killed
+        run(_counting_stage(fail_at=3), epochs=4)
+    assert f"holds the complete output of {finished}" in logged[0]
+    assert "epochs 2 -> 4" in logged[0]
+    assert Artifact(out).record()["parameters"]["epochs"] == 2   # still complete, still readable
+    assert (out / "model.txt").read_text() == "2 epochs at 0.1"
+    # The retraining resumes in the staging folder, then replaces the old output in one go.
+    assert run(_counting_stage(), epochs=4).status == "ran"
+    assert (out / "model.txt").read_text() == "4 epochs at 0.1"
+    assert sorted(p.name for p in out.iterdir()) == [
+        COMPLETION_FILE, "epoch1", "epoch2", "epoch3", "epoch4", "model.txt"]
+    assert any(f"replaced the previous output in {out} (completed {finished})" in m
+               for m in logged)
+
+
+def test_a_run_killed_while_moving_its_output_into_place_is_finished_by_the_next(tmp_path):
+    run = functools.partial(_trainer(tmp_path), _counting_stage())
+    run(epochs=3)
+    real_replace = base.os.replace
+    moved = []
+
+    def die_after_two_moves(src, dst):
+        if Path(src).parent.name == "_STAGING":   # a move of the staged output into place
+            if len(moved) == 2:
+                raise KeyboardInterrupt("killed while moving")
+            moved.append(src)
+        real_replace(src, dst)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(base.os, "replace", die_after_two_moves)
+        with pytest.raises(KeyboardInterrupt):
+            run(epochs=2, lr=0.2)
+    assert not Artifact(tmp_path / "out").is_complete()
+    assert run(epochs=2, lr=0.2).status == "skipped"     # the move was finished, nothing redone
+    out = tmp_path / "out"
+    assert (out / "model.txt").read_text() == "2 epochs at 0.2"
+    assert sorted(p.name for p in out.iterdir()) == [COMPLETION_FILE, "epoch1", "epoch2",
+                                                      "model.txt"]
+
+
+def test_a_touched_timestamp_upstream_changes_nothing_downstream(tmp_path):
+    _run_numbers(tmp_path)
+    total = lambda: run_stage(SUM, inputs={"numbers": tmp_path / "numbers"},  # noqa: E731
+                              outputs={"total": tmp_path / "total"}, log=None)
+    total()
+    record_file = tmp_path / "numbers" / COMPLETION_FILE
+    record = json.loads(record_file.read_text())
+    record["timings"]["finished_at"] = "2030-01-01T00:00:00+00:00"
+    record["versions"]["numpy"] = "0.0"
+    record_file.write_text(json.dumps(record))
+    assert total().status == "skipped"
+    _run_numbers(tmp_path, force=True)                  # a rerun is another artifact
+    assert total().status == "ran"
+    # Records made before this rule (format 1) keep the fingerprint they had then, the hash of
+    # the whole record, which their downstream records hold: nothing reruns after an upgrade.
+    record = json.loads(record_file.read_text())
+    record["format"] = 1
+    record_file.write_text(json.dumps(record))
+    assert Artifact(tmp_path / "numbers").fingerprint() == base.canonical_hash(record)
+
+
+# ----------------------------------------------------------------------------------------------
+# Paths are data; one writer per folder; records readable by the group
+def test_an_output_path_with_a_wildcard_is_refused_and_nothing_is_touched(tmp_path):
+    for sibling in ("exp1", "exp2"):
+        run_stage(NUMBERS, outputs={"numbers": tmp_path / sibling / "numbers"},
+                  parameters={"dataset": "synthetic"}, log=None)
+    for name in ("exp*", "exp[12]", "exp?"):
+        with pytest.raises(base.UserError, match=r"contains .*wildcards.*without \* \? \["):
+            run_stage(NUMBERS, outputs={"numbers": tmp_path / name / "numbers"},
+                      parameters={"dataset": "synthetic", "count": 2}, log=None)
+        assert not (tmp_path / name).exists()
+    for sibling in ("exp1", "exp2"):
+        assert Artifact(tmp_path / sibling / "numbers").summary == {"count": 5}
+
+
+def test_odd_but_literal_characters_in_paths_work(tmp_path):
+    folder = tmp_path / "my run's \"ünï\" {1} (2) ]"
+    run_stage(NUMBERS, outputs={"numbers": folder / "numbers"},
+              parameters={"dataset": "synthetic"}, log=None)
+    result = run_stage(SUM, inputs={"numbers": folder / "numbers"},
+                       outputs={"total": folder / "total"}, log=None)
+    assert result.summary == {"total": 10}
+
+
+_HOLD_LOCK = """
+import sys
+from components.base import folder_lock
+with folder_lock(sys.argv[1], shared=sys.argv[2] == "read"):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _lock_holder(folder, mode="write"):
+    """Another process holding the folder's lock until its stdin is closed."""
+    import subprocess
+    import sys
+    process = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(folder), mode],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "locked"
+    return process
+
+
+def test_a_folder_being_read_is_not_rewritten_and_one_being_written_is_not_read(tmp_path):
+    _run_numbers(tmp_path)
+    total = lambda: run_stage(SUM, inputs={"numbers": tmp_path / "numbers"},  # noqa: E731
+                              outputs={"total": tmp_path / "total"}, log=None)
+    reader = _lock_holder(tmp_path / "numbers", "read")
+    try:
+        assert total().summary == {"total": 10}          # readers share the folder
+        busy = rf"numbers is being read by another run \(process id {reader.pid}\)"
+        with pytest.raises(base.FolderBusyError, match=busy):
+            _run_numbers(tmp_path, count=7)
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    writer = _lock_holder(tmp_path / "numbers")
+    try:
+        with pytest.raises(base.FolderBusyError, match=rf"process id {writer.pid}, since"):
+            total()
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=30)
+    assert _run_numbers(tmp_path, count=7).status == "ran" and total().summary == {"total": 21}
+    assert not (tmp_path / "numbers" / base.LOCK_FILE).exists()
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder(tmp_path):
+    _run_numbers(tmp_path)
+    holder = _lock_holder(tmp_path / "numbers")
+    try:
+        with pytest.raises(base.FolderBusyError,
+                           match=rf"numbers is being written by another run \(process id "
+                                 rf"{holder.pid}, since .*\); wait for it"):
+            _run_numbers(tmp_path, count=7)
+        assert Artifact(tmp_path / "numbers").summary == {"count": 5}  # untouched
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert _run_numbers(tmp_path, count=7).status == "ran"          # released: free again
+    assert not (tmp_path / "numbers" / base.LOCK_FILE).exists()
+
+
+def test_the_lock_of_a_killed_run_is_taken_over(tmp_path):
+    import signal
+    holder = _lock_holder(tmp_path / "numbers")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    assert (tmp_path / "numbers" / base.LOCK_FILE).exists()        # left behind
+    logged = []
+    run_stage(NUMBERS, outputs={"numbers": tmp_path / "numbers"},
+              parameters={"dataset": "synthetic"}, log=logged.append)
+    assert Artifact(tmp_path / "numbers").is_complete()
+    assert any("taking over the lock" in m and f"process id {holder.pid}" in m for m in logged)
+
+
+def test_records_are_readable_per_umask(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        _run_numbers(tmp_path)
+        base.write_json_atomic(tmp_path / "other.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "numbers" / COMPLETION_FILE).stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "other.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_train_names_the_checkpoints_that_a_discard_would_lose(tmp_path):
+    from components.train.component import TRAIN
+    fold = tmp_path / "fold1"
+    for epoch in (2, 3):
+        (fold / "checkpoints" / f"epoch-00{epoch}").mkdir(parents=True)
+        (fold / "checkpoints" / f"epoch-00{epoch}" / "state.json").write_text(
+            json.dumps({"global_epoch": epoch}))
+    (fold / "checkpoints" / "epoch-004").mkdir()      # killed while writing: not counted
+    describe = base._load(TRAIN.describe_work)
+    assert describe(fold) == "checkpoints up to epoch 3"
+    (fold / "model.keras").write_bytes(b"")
+    assert describe(fold) == "model.keras, checkpoints up to epoch 3"
+    assert describe(tmp_path / "empty") is None

@@ -3,6 +3,8 @@ import gzip
 import hashlib
 import json
 import os
+import re
+import shutil
 import struct
 
 import apache_beam as beam
@@ -14,6 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from apache_beam.runners.portability import prism_runner
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+from components.base import UserError
 from pipeline import job
 from pipeline.align import align_face, eye_centres
 from pipeline.sources import DatasetLayoutError, bp4d, disfa
@@ -286,3 +289,61 @@ def test_multiprocessing_workers_and_frame_reshuffle_give_the_same_examples(buil
     keys = lambda o: sorted((r["subject"], r["task"], int(r["frame"]))  # noqa: E731
                             for r in _parsed(_tfrecords(o), 12))
     assert keys(tmp_path / "examples") == keys(out)
+
+
+def test_an_output_path_with_a_wildcard_is_refused_and_sibling_runs_keep_their_files(
+        built, tmp_path):
+    raw, out, _ = built
+    for sibling in ("exp1", "exp2"):
+        shutil.copytree(out, tmp_path / sibling)
+    before = {s: _mtimes(tmp_path / s) for s in ("exp1", "exp2")}
+    for pattern in ("exp*", "exp[12]"):
+        with pytest.raises(UserError, match=rf"output folder '.*{re.escape(pattern)}' contains"):
+            _run(raw, tmp_path / pattern)
+        with pytest.raises(SystemExit, match=r"without \* \? \["):
+            job.main(["--dataset=synthetic", f"--data_dir={raw}",
+                      f"--output_dir={tmp_path / pattern}", "--synthetic_subjects=3",
+                      "--synthetic_tasks=2", "--synthetic_frames=6", "--synthetic_seed=2"])
+        assert not (tmp_path / pattern).exists()
+    for sibling in ("exp1", "exp2"):
+        assert _mtimes(tmp_path / sibling) == before[sibling]
+        assert job._files_intact(str(tmp_path / sibling))
+
+
+def test_spaces_quotes_unicode_and_brackets_in_the_data_path_and_spaces_in_the_output(
+        built, tmp_path):
+    raw, _, summary = built
+    odd_raw = tmp_path / "raw data [v2] 'Zoë' \"x\""
+    shutil.copytree(raw, odd_raw)
+    out = tmp_path / "my runs 'ü'" / "examples"
+    again = _run(odd_raw, out, num_shards=1)
+    assert again["status"] == "ran" and again["examples"] == summary["examples"]
+    assert len(_tfrecords(out)) == 3
+
+
+def test_a_rebuild_says_what_changed_and_keeps_the_previous_output_until_it_is_complete(
+        built, tmp_path, caplog):
+    raw, out, summary = built
+    copy = tmp_path / "examples"
+    shutil.copytree(out, copy)
+    before = _mtimes(copy)
+    finished = json.loads((copy / "_COMPLETE.json").read_text())["timings"]["finished_at"]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while the job runs")
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
+        patch.setattr(job, "build_pipeline", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _run(raw, copy, jpeg_quality=80)
+    assert f"holds the complete output of {finished}" in caplog.text
+    assert "jpeg_quality 95 -> 80" in caplog.text
+    assert _mtimes(copy).items() >= before.items()           # the old output, untouched
+    assert job._files_intact(str(copy)) and (copy / "_STAGING" / "_STARTED.json").exists()
+    assert _run(raw, copy)["status"] == "skipped"            # and still the output for quality 95
+    rebuilt = _run(raw, copy, jpeg_quality=80, num_shards=1)
+    assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
+    record = json.loads((copy / "_COMPLETE.json").read_text())
+    assert record["parameters"]["jpeg_quality"] == 80 and job._files_intact(str(copy))
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json"]
+    assert len(_tfrecords(copy)) == 3

@@ -113,6 +113,62 @@ def test_ensure_reuses_a_matching_dataset_and_never_clobbers_other_folders(tmp_p
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+SMALL = SyntheticSpec(subjects=3, tasks=1, frames=4, plant_bad_frames=False)
+
+
+def test_a_folder_beside_the_dataset_is_never_touched(tmp_path):
+    beside = tmp_path / "raw.partial"        # a user's folder that happens to have this name
+    beside.mkdir()
+    (beside / "notes.txt").write_text("keep me")
+    ensure(tmp_path / "raw", SMALL)
+    assert (beside / "notes.txt").read_text() == "keep me"
+    assert sorted(os.listdir(tmp_path)) == ["raw", "raw.partial"]
+
+
+def test_a_changed_spec_replaces_only_what_the_generator_wrote(tmp_path, caplog):
+    root = tmp_path / "raw"
+    first = ensure(root, SMALL)
+    (root / "my_notes.txt").write_text("keep me")
+    larger = SyntheticSpec(subjects=3, tasks=1, frames=5, plant_bad_frames=False)
+    with pytest.raises(FileExistsError, match=r"spec changed: frames 4 -> 5.*my_notes.txt"):
+        ensure(root, larger)
+    assert (root / "my_notes.txt").read_text() == "keep me"
+    assert ensure(root, SMALL) == first                      # nothing was deleted
+    (root / "my_notes.txt").unlink()
+    with caplog.at_level("WARNING"):
+        record = ensure(root, larger)
+    assert "replacing the synthetic dataset" in caplog.text and "frames 4 -> 5" in caplog.text
+    assert record["frames"] == 15 and len(_read_all(root, "bp4d")) == 15
+    assert sorted(record["files"]) == sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SYNTHETIC.json")
+
+
+def test_missing_files_and_killed_generations_are_repaired(tmp_path, caplog):
+    root = tmp_path / "raw"
+    record = ensure(root, SMALL)
+    lost = sorted(record["files"])[0]
+    (root / lost).unlink()
+    with caplog.at_level("WARNING"):
+        assert ensure(root, SMALL)["files"] == record["files"]
+    assert "1 of its files are missing" in caplog.text and (root / lost).is_file()
+    # Killed while generating: the unfinished set in .generating is removed, then regenerated.
+    other = tmp_path / "other"
+    generate(other / ".generating", SMALL)
+    (other / ".generating" / "SYNTHETIC.json").unlink()
+    assert ensure(other, SMALL)["files"] == record["files"]
+    assert not (other / ".generating").exists()
+    # Killed while moving a complete set into place: the move is finished, nothing regenerated.
+    third = tmp_path / "third"
+    generate(third / ".generating", SMALL)
+    first_entry = sorted(os.listdir(third / ".generating"))[0]
+    os.replace(third / ".generating" / first_entry, third / first_entry)
+    mtimes = {p: p.stat().st_mtime_ns for p in (third / ".generating").rglob("*.jpg")}
+    assert ensure(third, SMALL)["files"] == record["files"]
+    assert sorted(os.listdir(third)) == sorted(os.listdir(root))
+    assert all((third / p.relative_to(third / ".generating")).stat().st_mtime_ns == t
+               for p, t in mtimes.items())
+
+
 def test_subjects_are_official_names_spread_over_the_three_parts():
     names = subject_names("bp4d", 9)
     assert [part_of("bp4d", s) for s in names] == [1, 2, 3] * 3

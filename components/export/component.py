@@ -15,7 +15,9 @@ when complete. Without --version the next free number is used, unless the newest
 exported from the same inputs with the same parameters: then nothing runs (`force` makes a new
 version). An explicit version that exists with other content is refused unless `force`.
 Every version in the folder must come from the same dataset: TF Serving would otherwise switch
-clients to another AU set without notice.
+clients to another AU set without notice. One export at a time: the model folder is locked
+(serving/<model_name>/_LOCK, a name TF Serving ignores); a second export is refused naming the
+first one's process id, and staging folders left by killed exports are removed.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 from components.base import (Artifact, ArtifactMismatchError, IncompleteArtifactError, InputSpec,
-                             Parameter, StageResult, StageSpec, UserError, cache_key_for, read_json,
-                             run_stage)
+                             Parameter, StageResult, StageSpec, UserError, cache_key_for,
+                             folder_lock, read_json, require_literal_path, run_stage)
 
 DEFAULT_MODEL_NAME = "jaa_net"
 STAGING_PREFIX = ".staging-"
@@ -81,8 +83,12 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
                version: int | None = None, force: bool = False,
                log: Callable[[str], None] | None = print, **parameters) -> StageResult:
     """Export `model` (a models/<dataset>/fold{k} folder) as a new version under `output`
-    (serving/<model_name>); returns the stage result, its output the version folder."""
+    (serving/<model_name>); returns the stage result, its output the version folder.
+
+    The model folder is locked for the whole export, so two exports cannot pick the same
+    version number; a staging folder left by a killed export is removed first."""
     base = Path(output)
+    require_literal_path(base, "export: serving folder")
     parameters = {"dataset": dataset, "model_name": base.name or DEFAULT_MODEL_NAME, **parameters}
     params = SPEC.resolve(parameters)
     inputs = {"model": model, "evaluation": evaluation, "examples": examples}
@@ -96,7 +102,12 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
             raise IncompleteArtifactError(f"stage 'export', input {name!r}: {e}") from None
     key = cache_key_for(SPEC.name, {p.name: params[p.name] for p in SPEC.parameters if p.cache},
                         fingerprints)
+    with folder_lock(base, log):
+        _remove_abandoned_staging(base, log or (lambda _msg: None))
+        return _export_locked(base, key, inputs, parameters, dataset, version, force, log)
 
+
+def _export_locked(base, key, inputs, parameters, dataset, version, force, log) -> StageResult:
     versions = version_folders(base)
     _check_versions(versions, dataset)
     if version is None:
@@ -121,12 +132,32 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
                        parameters={**parameters, "version": version}, force=force, log=log)
     final = base / str(version)
     if final.exists():  # only with force: a complete export of this pipeline (checked above)
-        shutil.rmtree(final)
-    os.replace(staging, final)
+        # Renamed aside first, so the version is missing for two renames, not a whole delete.
+        replaced = base / f"{STAGING_PREFIX}{version}-replaced"
+        os.replace(final, replaced)
+        os.replace(staging, final)
+        shutil.rmtree(replaced)
+    else:
+        os.replace(staging, final)
     if log:
         log(f"[export] published {final}")
     result.outputs["saved_model"] = Artifact(final)
     return result
+
+
+def _remove_abandoned_staging(base: Path, log: Callable[[str], None]) -> None:
+    """Remove the staging folders of exports that were killed (none runs: we hold the lock).
+    Only folders this stage wrote go: its started record, or nothing at all, inside."""
+    for folder in sorted(p for p in base.iterdir() if p.name.startswith(STAGING_PREFIX)):
+        artifact = Artifact(folder)
+        if not folder.is_dir() or not (artifact.is_managed() or not artifact.holds_work()):
+            log(f"[export] leaving {folder} alone: not a staging folder of this stage")
+            continue
+        started = artifact.started_record() or {}
+        log(f"[export] removing {folder}, left by an export that did not finish "
+            f"(started {started.get('started_at', 'at an unknown time')}, process id "
+            f"{started.get('pid', 'unknown')})")
+        shutil.rmtree(folder)
 
 
 def best_fold(evaluation, folds) -> int:

@@ -5,6 +5,8 @@ Inputs:  examples   the preprocess stage's folder (part{1,2,3}/, stats.json)
 Output:  model      models/<dataset>/fold<k>/: model.keras, checkpoints/, logs/, history.json
 The executor is components/train/executor.py.
 """
+from pathlib import Path
+
 from components.base import InputSpec, Parameter, StageSpec
 from components.train.schedule import SCHEDULES
 
@@ -42,4 +44,16 @@ TRAIN = StageSpec(
     ),
     executor="components.train.executor:run_executor",
     resumable=True,
+    describe_work="components.train.component:describe_work",
 )
+
+
+def describe_work(folder) -> str | None:
+    """What a fold folder holds, said before it is discarded: the model, the epochs trained."""
+    from components.train.trainer import latest_checkpoint
+
+    parts = ["model.keras"] if (Path(folder) / "model.keras").is_file() else []
+    last = latest_checkpoint(Path(folder) / "checkpoints")
+    if last is not None:
+        parts.append(f"checkpoints up to epoch {last[1]['global_epoch']}")
+    return ", ".join(parts) or None

@@ -15,6 +15,7 @@ Planted bad frames (each kind once per dataset, on distinct frames):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from components.base import LOCK_FILE, folder_lock, parameter_changes
 from pipeline.sources import bp4d, disfa
 from pipeline.sources.folds import FOLDS
 from pipeline.synthetic.face import make_identity, random_pose
@@ -29,6 +31,7 @@ from pipeline.synthetic.labels import sample_intensities, strengths
 from pipeline.synthetic.render import render_face
 
 MARKER = "SYNTHETIC.json"
+GENERATING = ".generating"         # inside the dataset folder: a set being written
 FRAME_SIZE = (288, 288)            # width, height of a raw frame
 LANDMARK_NOISE = 0.3               # pixels: annotation jitter of the stored landmarks
 BP4D_TASKS = tuple(f"T{i}" for i in range(1, 9))
@@ -37,6 +40,7 @@ BP4D_PLANTS = ("no_landmarks", "no_landmarks", "corrupt_jpeg", "missing_image",
 DISFA_PLANTS = ("no_landmarks", "no_landmarks", "degenerate_landmarks", "bad_intensity")
 # Planted frames that the job must reject, and the other ones (kept, with -1 labels).
 REJECTED_PLANTS = {"no_landmarks", "corrupt_jpeg", "missing_image", "degenerate_landmarks"}
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def subject_names(layout: str, count: int) -> list[str]:
 
 def generate(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
     """Write the dataset under `root` (which must not exist yet, or be empty); return the record
-    that is also written to `<root>/SYNTHETIC.json`."""
+    that is also written, last, to `<root>/SYNTHETIC.json`, with every file written and its size."""
     root = os.fspath(root)
     if os.path.exists(root) and os.listdir(root):
         raise FileExistsError(f"synthetic dataset folder {root!r} is not empty")
@@ -87,7 +91,8 @@ def generate(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
     planted, frames = writer(root, spec)
     names = subject_names(spec.layout, spec.subjects)
     record = {"spec": asdict(spec), "frames": frames, "frame_size": list(FRAME_SIZE),
-              "subjects": {name: 1 + i % 3 for i, name in enumerate(names)}, "planted": planted}
+              "subjects": {name: 1 + i % 3 for i, name in enumerate(names)}, "planted": planted,
+              "files": _sizes(root)}
     with open(os.path.join(root, MARKER), "w") as f:
         json.dump(record, f, indent=2)
     return record
@@ -95,24 +100,117 @@ def generate(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
 
 def ensure(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
     """The dataset at `root` as `spec` describes it: reused when its record says so, otherwise
-    (re)generated. Only a folder this module wrote (or an empty one) is ever replaced."""
+    (re)generated. Only what the generator wrote (the files its record lists) is ever deleted;
+    a folder holding anything else is refused (FileExistsError). The new set is written into
+    <root>/.generating and moved into place when complete."""
     root = os.fspath(root)
-    marker = os.path.join(root, MARKER)
-    if os.path.isfile(marker):
-        with open(marker) as f:
+    with folder_lock(root, _LOG.warning):
+        _finish_publishing(root)
+        record = _read_marker(root)
+        if record is not None:
+            changes = parameter_changes(record.get("spec") or {}, asdict(spec))
+            missing = _missing_files(root, record)
+            if not changes and not missing:
+                return record
+            reason = (f"its spec changed: {'; '.join(changes)}" if changes else
+                      f"{len(missing)} of its files are missing or changed (e.g. {missing[0]})")
+            _remove_generated(root, record, reason)
+        staging = os.path.join(root, GENERATING)
+        if os.path.isdir(staging) and _entries(root) == {GENERATING}:
+            _LOG.warning("removing %s, an unfinished generation of a synthetic set", staging)
+            shutil.rmtree(staging)
+        if _entries(root):
+            raise FileExistsError(
+                f"{root!r} holds files but no {MARKER}: it is not a synthetic dataset folder; "
+                f"pass an empty or new folder for the synthetic data")
+        generate(staging, spec)
+        _finish_publishing(root)
+        return _read_marker(root)
+
+
+def _entries(root) -> set[str]:
+    """What a dataset folder holds, leaving out the lock that a run holds while it works."""
+    return set(os.listdir(root)) - {LOCK_FILE} if os.path.isdir(root) else set()
+
+
+def _read_marker(root) -> dict | None:
+    path = os.path.join(root, MARKER)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
             record = json.load(f)
-        if record.get("spec") == asdict(spec):
-            return record
-    if os.path.isdir(root) and os.listdir(root) and not os.path.isfile(marker):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FileExistsError(f"{path} cannot be read ({error}); remove the folder {root!r} or "
+                              "pass another folder for the synthetic data") from None
+    return record if isinstance(record, dict) else None
+
+
+def _sizes(root) -> dict[str, int]:
+    """Relative path -> size of every file under `root` (but the marker and the lock)."""
+    sizes = {}
+    for folder, subfolders, names in os.walk(root):
+        subfolders.sort()
+        for name in sorted(names):
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            if relative not in (MARKER, LOCK_FILE):
+                sizes[relative] = os.path.getsize(os.path.join(folder, name))
+    return sizes
+
+
+def _missing_files(root, record) -> list[str]:
+    listed = record.get("files")
+    if listed is None:  # written before the generator listed its files: trust the record
+        return []
+    present = _sizes(root)
+    return sorted(path for path, size in listed.items() if present.get(path) != size)
+
+
+def _remove_generated(root, record, reason: str) -> None:
+    """Delete the files the generator listed in the record (the record last), nothing else."""
+    listed = record.get("files")
+    if listed is None:
         raise FileExistsError(
-            f"{root!r} holds files but no {MARKER}: it is not a synthetic dataset folder; "
-            f"pass an empty or new folder for the synthetic data")
-    partial = root.rstrip(os.sep) + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    record = generate(partial, spec)
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(partial, root)
-    return record
+            f"{root!r} must be regenerated ({reason}), but its {MARKER} comes from an earlier "
+            f"version that did not list the files it wrote; remove the folder yourself, or pass "
+            f"another folder for the synthetic data")
+    foreign = sorted(set(_sizes(root)) - set(listed))
+    if foreign:
+        raise FileExistsError(
+            f"{root!r} must be regenerated ({reason}), but it also holds {len(foreign)} file(s) "
+            f"the generator did not write ({', '.join(foreign[:3])}); move them out, or pass "
+            f"another folder for the synthetic data")
+    _LOG.warning("replacing the synthetic dataset in %s: %s", root, reason)
+    folders = set()
+    for relative in listed:
+        path = os.path.join(root, relative)
+        if os.path.lexists(path):
+            os.unlink(path)
+        folders.update(_parents(relative))
+    for relative in sorted(folders, key=len, reverse=True):  # deepest first; emptied ones only
+        path = os.path.join(root, relative)
+        if os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+    os.unlink(os.path.join(root, MARKER))
+
+
+def _parents(relative: str) -> list[str]:
+    parents, parent = [], os.path.dirname(relative)
+    while parent:
+        parents.append(parent)
+        parent = os.path.dirname(parent)
+    return parents
+
+
+def _finish_publishing(root) -> None:
+    """Move a complete set from <root>/.generating into <root>, its record last. Each step can
+    be redone, so a run killed half-way through is finished by the next one."""
+    staging = os.path.join(root, GENERATING)
+    if not os.path.isfile(os.path.join(staging, MARKER)):
+        return
+    for name in sorted(os.listdir(staging), key=lambda n: n == MARKER):
+        os.replace(os.path.join(staging, name), os.path.join(root, name))
+    os.rmdir(staging)
 
 
 def _frame(identity, task, rng):
