@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.base import UserError
+from components.base import Artifact, UserError
 from components.import_release.component import run_import
 from components.import_release.pth_reader import UnsafePickleError, read_state_dict
 
@@ -139,14 +139,21 @@ def test_a_tensor_reading_past_its_storage_is_refused(tmp_path):
 
 
 # -- the stage ---------------------------------------------------------------------------------
+def cli(*flags):
+    return subprocess.run([sys.executable, "run_pipeline.py", *flags], capture_output=True,
+                          text=True, cwd=Path(__file__).parents[1])
+
+
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
+    """The fixture run imported as a user would: the command line, in a fresh process."""
     root = tmp_path_factory.mktemp("imported")
     run = root / "PyTorch JAANet [run] combine_1_2"
     shutil.copytree(FIXTURE / "run", run)
-    result = run_import(release_dir=run, epoch=EPOCH, output=root / "models" / "disfa" / "fold3",
-                        dataset="disfa", fold=3, log=None)
-    return {"root": root, "run": run, "result": result}
+    ran = cli("--dataset", "disfa", "--stages", "import", "--import_release", str(run),
+              "--import_epoch", str(EPOCH), "--folds", "3", "--output_dir", str(root / "out dir"))
+    assert ran.returncode == 0, ran.stderr
+    return {"run": run, "model": Artifact(root / "out dir" / "models" / "disfa" / "fold3")}
 
 
 def test_imported_model_computes_what_the_release_computes(imported):
@@ -154,7 +161,7 @@ def test_imported_model_computes_what_the_release_computes(imported):
 
     from components.evaluate.model_io import load_model
     from components.train.input_pipeline import center_crop_images, crop_landmarks_to_aligned
-    model = load_model(imported["result"].outputs["model"].path)
+    model = load_model(imported["model"].path)
     faces = np.load(FIXTURE / "faces.npz")["faces"]
     outputs = model(center_crop_images(tf.constant(faces), model.config.crop_size), training=False)
     np.testing.assert_allclose(outputs["au_probability"], np.load(FIXTURE / "au_probability.npy"),
@@ -172,9 +179,10 @@ def test_imported_model_computes_what_the_release_computes(imported):
 def test_import_writes_the_train_stages_artifact_with_provenance(imported):
     from components.export.model_card import card_metadata, render_card
     from components.evaluate.model_io import load_model
-    artifact = imported["result"].outputs["model"]
+    artifact = imported["model"]
     record = artifact.record()
-    assert (record["identity"], record["parameters"]["fold"]) == ({"dataset": "disfa"}, 3)
+    assert (record["stage"], record["identity"], record["parameters"]["fold"]) == (
+        "import", {"dataset": "disfa"}, 3)
     assert record["summary"]["epoch"] == EPOCH and record["summary"]["tensors"] > 1000
     assert set(record["parameters"]["release_sha256"]) == {f"{m}_{EPOCH}.pth" for m in MODULES}
     # The card as the Export stage writes it (parameters of the model's record, less the dataset).
@@ -210,6 +218,18 @@ def test_missing_module_file(release):
     assert "Epochs complete there: none" in message
 
 
+def test_a_trained_model_is_never_replaced(release):
+    from components.base import write_completion_record
+    trained = release.parent / "out"
+    trained.mkdir()
+    (trained / "model.keras").write_bytes(b"hours of training")
+    write_completion_record(trained, stage="train", parameters={"dataset": "disfa", "fold": 3},
+                            identity={"dataset": "disfa"})
+    message = _error(release)
+    assert "train stage" in message and str(trained) in message
+    assert (trained / "model.keras").read_bytes() == b"hours of training"
+
+
 def test_au_count_must_match_the_dataset(release):
     message = _error(release, dataset="bp4d")
     assert str(release / f"au_net_{EPOCH}.pth") in message
@@ -235,18 +255,15 @@ def test_a_tensor_of_the_wrong_shape(release):
     assert "[12, 12, 3, 3]" in message
 
 
-def test_cli_imports_then_refuses_bad_flags(release, tmp_path):
-    def cli(*flags):
-        return subprocess.run([sys.executable, "run_pipeline.py", "--dataset", "disfa", *flags],
-                              capture_output=True, text=True, cwd=Path(__file__).parents[1])
-    bad = cli("--stages", "import,export", "--import_release", str(release), "--import_epoch",
-              str(EPOCH))
-    assert bad.returncode == 2 and "--folds K" in bad.stderr
-    bad = cli("--stages", "import", "--import_release", str(release), "--folds", "3")
-    assert bad.returncode == 2 and "--import_epoch" in bad.stderr
-    bad = cli("--stages", "export", "--import_epoch", "3")
-    assert bad.returncode == 2 and "--stages import" in bad.stderr
-    missing = cli("--stages", "import", "--import_release", str(tmp_path / "nowhere"),
-                  "--import_epoch", "3", "--folds", "3", "--output_dir", str(tmp_path / "out"))
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert "nowhere" in missing.stderr
+def test_cli_refuses_incomplete_import_flags(release):
+    def error_of(*flags):
+        result = cli("--dataset", "disfa", *flags)
+        assert result.returncode == 2
+        return result.stderr
+    assert "--folds K" in error_of("--stages", "import,export", "--import_release", str(release),
+                                   "--import_epoch", str(EPOCH))
+    assert "--import_epoch" in error_of("--stages", "import", "--import_release", str(release),
+                                        "--folds", "3")
+    assert "--stages import" in error_of("--stages", "export", "--import_epoch", "3")
+    assert "choose one" in error_of("--stages", "import,train", "--import_release", str(release),
+                                    "--import_epoch", str(EPOCH), "--folds", "3")

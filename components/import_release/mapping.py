@@ -116,7 +116,7 @@ def release_config(modules: dict[str, ModuleTensors], dataset: str):
     v2 = sorted(n for n in local.tensors if n.startswith(V2_LOCAL_OUTPUT))
     if v2:
         raise UserError(f"{local.path} holds tensor {v2[0]!r}: it comes from the IJCV version of "
-                        "the model (JAA-Net v2, LocalAUNetv2, trained by train_JAAv2*.py), whose "
+                        "the model (JÂA-Net, "v2": LocalAUNetv2, trained by train_JAAv2*.py), whose "
                         "local AU branches have outputs of their own. This importer reads the ECCV "
                         "(v1) model trained by train_JAAv1.py / train_JAAv1_disfa.py")
     aus = AU_SETS[dataset]
@@ -132,7 +132,7 @@ def release_config(modules: dict[str, ModuleTensors], dataset: str):
     width_unit = max(entry[0] // 4, 1)
     hidden_units = modules["align_net"].shape("align_output.0.weight")[0]
     from jaa_keras import preset
-    return preset("disfa" if dataset == "disfa" else "bp4d", width_unit=width_unit,
+    return preset(dataset, width_unit=width_unit,
                   hidden_units=hidden_units, crop_size=RELEASE_CROP, local_merge="mean")
 
 
