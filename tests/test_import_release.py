@@ -159,6 +159,7 @@ def imported(tmp_path_factory):
 def test_imported_model_computes_what_the_release_computes(imported):
     import tensorflow as tf
 
+    import jaa_keras.model  # noqa: F401  registers the classes (a plain `import jaa_keras` does not yet)
     from components.evaluate.model_io import load_model
     from components.train.input_pipeline import center_crop_images, crop_landmarks_to_aligned
     model = load_model(imported["model"].path)

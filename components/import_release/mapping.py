@@ -116,7 +116,7 @@ def release_config(modules: dict[str, ModuleTensors], dataset: str):
     v2 = sorted(n for n in local.tensors if n.startswith(V2_LOCAL_OUTPUT))
     if v2:
         raise UserError(f"{local.path} holds tensor {v2[0]!r}: it comes from the IJCV version of "
-                        "the model (JÂA-Net, "v2": LocalAUNetv2, trained by train_JAAv2*.py), whose "
+                        "the model (JÂA-Net, 'v2': LocalAUNetv2, trained by train_JAAv2*.py), whose "
                         "local AU branches have outputs of their own. This importer reads the ECCV "
                         "(v1) model trained by train_JAAv1.py / train_JAAv1_disfa.py")
     aus = AU_SETS[dataset]
