@@ -97,7 +97,7 @@ def parse(argv):
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in args.stages if s not in STAGES + (IMPORT,)]
     if bad:
-        parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES)}")
+        parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES + (IMPORT,))}")
     if args.folds is None:
         args.folds = [1] if args.dataset == "synthetic" else [1, 2, 3]
     if not args.folds or any(k not in (1, 2, 3) for k in args.folds):
