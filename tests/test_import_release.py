@@ -195,6 +195,7 @@ def test_import_writes_the_train_stages_artifact_with_provenance(imported):
     assert meta["provenance"]["epoch"] == EPOCH
     card = render_card(meta)
     assert "authors' PyTorch-JAANet release" in card and f"epoch {EPOCH}" in card
+    assert "merged by mean" in card
     assert str(imported["run"]) in card
     # Same files and parameters: skipped.
     again = run_import(release_dir=imported["run"], epoch=EPOCH, output=artifact.path,

@@ -94,7 +94,8 @@ def render_card(meta: dict) -> str:
         + ")",
         f"- Network: crop {net['crop_size']}, width unit {net['width_unit']}, hidden units "
         f"{net['hidden_units']}, region layer {net['region_layer']}, attention refinement "
-        f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention",
+        f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention, "
+        f"local AU branches merged by {net['local_merge']}",
         f"- AUs (output order): {', '.join(names)}",
         f"- Decision threshold: an AU is present when its probability >= {meta['threshold']}",
     ]
