@@ -156,13 +156,18 @@ def imported(tmp_path_factory):
     return {"run": run, "model": Artifact(root / "out dir" / "models" / "disfa" / "fold3")}
 
 
-def test_imported_model_computes_what_the_release_computes(imported):
-    import tensorflow as tf
-
+@pytest.fixture(scope="module")
+def imported_model(imported):
     import jaa_keras.model  # noqa: F401  registers the classes (a plain `import jaa_keras` does not yet)
     from components.evaluate.model_io import load_model
+    return load_model(imported["model"].path)
+
+
+def test_imported_model_computes_what_the_release_computes(imported_model):
+    import tensorflow as tf
+
     from components.train.input_pipeline import center_crop_images, crop_landmarks_to_aligned
-    model = load_model(imported["model"].path)
+    model = imported_model
     faces = np.load(FIXTURE / "faces.npz")["faces"]
     outputs = model(center_crop_images(tf.constant(faces), model.config.crop_size), training=False)
     np.testing.assert_allclose(outputs["au_probability"], np.load(FIXTURE / "au_probability.npy"),
@@ -177,9 +182,8 @@ def test_imported_model_computes_what_the_release_computes(imported):
     assert model.config.local_merge == "mean" and model.config.crop_size == 176
 
 
-def test_import_writes_the_train_stages_artifact_with_provenance(imported):
+def test_import_writes_the_train_stages_artifact_with_provenance(imported, imported_model):
     from components.export.model_card import card_metadata, render_card
-    from components.evaluate.model_io import load_model
     artifact = imported["model"]
     record = artifact.record()
     assert (record["stage"], record["identity"], record["parameters"]["fold"]) == (
@@ -188,7 +192,7 @@ def test_import_writes_the_train_stages_artifact_with_provenance(imported):
     assert set(record["parameters"]["release_sha256"]) == {f"{m}_{EPOCH}.pth" for m in MODULES}
     # The card as the Export stage writes it (parameters of the model's record, less the dataset).
     training = {k: v for k, v in artifact.parameters.items() if k != "dataset"}
-    meta = card_metadata(model=load_model(artifact.path), dataset="disfa", fold=3, version=1,
+    meta = card_metadata(model=imported_model, dataset="disfa", fold=3, version=1,
                          model_name="jaa_net", threshold=0.5, model_file="model.keras",
                          evaluation=None, training=training)
     assert meta["provenance"]["release_dir"] == str(imported["run"])
