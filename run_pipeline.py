@@ -3,6 +3,8 @@
     python run_pipeline.py --runner=DirectRunner                       # built-in synthetic data
     python run_pipeline.py --dataset bp4d --data_dir /data/BP4D --folds 1,2,3
     python run_pipeline.py --dataset disfa --data_dir /data/DISFA --init_from artifacts/models/bp4d
+    python run_pipeline.py --dataset bp4d --stages import,export --import_release RUN_DIR \
+        --import_epoch 5 --folds 3       # the authors' trained PyTorch model as fold 3's
 
 Outputs under --output_dir (default ./artifacts):
     raw/synthetic/               the generated raw synthetic dataset (BP4D layout)
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 STAGES = ("preprocess", "train", "evaluate", "export")
+IMPORT = "import"  # not in the default run: it replaces train with the authors' trained model
 DATASETS = ("synthetic", "bp4d", "disfa")
 
 
@@ -44,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "<output_dir>/raw/synthetic, generated there)")
     p.add_argument("--output_dir", default="artifacts")
     p.add_argument("--stages", default=",".join(STAGES),
-                   help=f"comma-separated subset of {','.join(STAGES)}")
+                   help=f"comma-separated subset of {','.join(STAGES)}, or {IMPORT} in place "
+                        "of train")
     p.add_argument("--folds", type=_int_list, default=None,
                    help="folds to train and evaluate (fold k tests on part k); default 1,2,3, "
                         "and 1 for the synthetic dataset (its 10-minute demo budget)")
@@ -74,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic_frames", type=int, default=None,
                    help="frames per synthetic sequence (default: the generator's)")
     p.add_argument("--synthetic_subjects", type=int, default=None)
+    p.add_argument("--import_release", help="stage import: a run folder of the authors' "
+                   "PyTorch-JAANet release (region_learning_<epoch>.pth ... au_net_<epoch>.pth)")
+    p.add_argument("--import_epoch", type=int, help="stage import: the epoch of the files to import")
     p.add_argument("--force", action="store_true", help="rerun the selected stages")
     p.add_argument("--verbose", type=int, default=None,
                    help="Keras progress: 0 none, 1 bar, 2 one line per epoch")
@@ -88,16 +95,32 @@ def parse(argv):
         parser.error(f"unknown option(s) {stray}")
     args.beam_args = beam_args
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    bad = [s for s in args.stages if s not in STAGES]
+    bad = [s for s in args.stages if s not in STAGES + (IMPORT,)]
     if bad:
-        parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES)}")
+        parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES + (IMPORT,))}")
     if args.folds is None:
         args.folds = [1] if args.dataset == "synthetic" else [1, 2, 3]
     if not args.folds or any(k not in (1, 2, 3) for k in args.folds):
         parser.error("--folds takes fold numbers among 1,2,3")
     if args.dataset != "synthetic" and not args.data_dir and "preprocess" in args.stages:
         parser.error(f"--data_dir is required for --dataset {args.dataset}")
+    _check_import_flags(parser, args)
     return args
+
+
+def _check_import_flags(parser, args):
+    given = [f for f in ("import_release", "import_epoch") if getattr(args, f) is not None]
+    if IMPORT not in args.stages:
+        if given:
+            parser.error(f"--{given[0]} is for --stages {IMPORT},...")
+        return
+    if len(given) < 2:
+        parser.error(f"--stages {IMPORT} needs --import_release RUN_DIR and --import_epoch N")
+    if "train" in args.stages:
+        parser.error(f"--stages: {IMPORT} writes the model train would write; choose one")
+    if len(args.folds) != 1:
+        parser.error(f"--stages {IMPORT}: a release run folder holds one fold's model; name it "
+                     "with --folds K (the part the run was not trained on: combine_1_2 is 3)")
 
 
 class Layout:
@@ -164,6 +187,13 @@ def run(args) -> dict:
         timings["preprocess"] = time.perf_counter() - t0
 
     trained = {}
+    if IMPORT in args.stages:
+        from components.import_release.component import run_import
+        t0 = time.perf_counter()
+        results[IMPORT] = run_import(
+            release_dir=args.import_release, epoch=args.import_epoch, dataset=args.dataset,
+            fold=args.folds[0], output=lay.fold(args.folds[0]), force=args.force)
+        timings[IMPORT] = time.perf_counter() - t0
     if "train" in args.stages:
         from components.train.component import TRAIN
         t0 = time.perf_counter()
@@ -191,7 +221,8 @@ def run(args) -> dict:
         results["export"] = run_export(
             model=lay.fold(fold), output=lay.serving, dataset=args.dataset,
             evaluation=lay.eval if (lay.eval / "_COMPLETE.json").is_file() else None,
-            examples=lay.examples, force=args.force)
+            examples=lay.examples if (lay.examples / "_COMPLETE.json").is_file() else None,
+            force=args.force)
         timings["export"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_total
     _print_summary(args, lay, results, timings)
@@ -220,6 +251,10 @@ def _print_summary(args, lay, results, timings):
         s = r.summary
         print(f"  preprocess  {r.status:7s} {lay.examples}  ({s.get('examples_total', '?')} "
               f"examples, {s.get('rejected_total', '?')} rejected)")
+    if IMPORT in results:
+        r = results[IMPORT]
+        print(f"  import      {r.status:7s} {r.outputs['model'].path}  (epoch "
+              f"{args.import_epoch} of {args.import_release})")
     for k, r in results.get("train", {}).items():
         s = r.summary
         print(f"  train       {r.status:7s} {r.outputs['model'].path}  ({s.get('epochs')} epochs, "

@@ -5,6 +5,7 @@ threshold, input and output layout, metrics).
 """
 from __future__ import annotations
 
+from components.import_release.component import release_provenance
 from schemas.example import ALIGNED_SIZE
 from schemas.face import NUM_LANDMARKS, au_name
 
@@ -51,6 +52,9 @@ def card_metadata(*, model, dataset: str, fold, version: int, model_name: str, t
         "training": training or {},
         "training_split": data or {},
     }
+    provenance = release_provenance(training or {})
+    if provenance:
+        meta["provenance"] = provenance
     if evaluation:
         fold_entry = evaluation.get("folds", {}).get(str(fold)) if fold is not None else None
         meta["metrics"] = {
@@ -90,12 +94,19 @@ def render_card(meta: dict) -> str:
         + ")",
         f"- Network: crop {net['crop_size']}, width unit {net['width_unit']}, hidden units "
         f"{net['hidden_units']}, region layer {net['region_layer']}, attention refinement "
-        f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention",
+        f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention, "
+        f"local AU branches merged by {net['local_merge']}",
         f"- AUs (output order): {', '.join(names)}",
         f"- Decision threshold: an AU is present when its probability >= {meta['threshold']}",
     ]
     training = meta.get("training") or {}
-    if training:
+    provenance = meta.get("provenance")
+    if provenance:
+        lines.append(
+            f"- Weights: imported from {provenance['source']}, run folder "
+            f"`{provenance['release_dir']}`, epoch {provenance['epoch']} (its six module files, "
+            "sha256 in jaa_net.json); trained by the authors, not by this pipeline")
+    elif training:
         shown = ", ".join(f"{k} {v}" for k, v in sorted(training.items())
                           if isinstance(v, (int, float, str, bool)) and v is not None)
         if shown:

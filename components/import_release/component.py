@@ -1,0 +1,76 @@
+"""The import stage's contract: the authors' trained PyTorch model as our Train stage's artifact.
+
+Input (not an artifact of this pipeline): a run folder of the authors' PyTorch-JAANet release
+  (github.com/ZhiwenShao/PyTorch-JAANet, the ECCV "v1" model), holding per epoch N the six
+  files its training scripts save: region_learning_N.pth, align_net_N.pth,
+  local_attention_refine_N.pth, local_au_net_N.pth, global_au_feat_N.pth, au_net_N.pth.
+Output: model   models/<dataset>/fold<k>/: model.keras, _COMPLETE.json -- what the Train stage
+                writes, so Evaluate and Export read it unchanged. The release's run trained on
+                two parts tests on the third: its `combine_1_2` run is our fold 3.
+The files' sha256 sums are a parameter (filled in by `run_import`), so changed files re-import.
+The executor is components/import_release/executor.py.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+from components.base import Artifact, Parameter, StageResult, StageSpec, UserError, run_stage
+
+SOURCE = "the authors' PyTorch-JAANet release (ECCV v1 model)"
+
+SPEC = StageSpec(
+    name="import",
+    description="turn a run folder of the authors' PyTorch release into a trained fold's model",
+    inputs=(),
+    outputs=("model",),
+    parameters=(
+        Parameter("dataset", str, choices=("bp4d", "disfa"), identity=True,
+                  help="the dataset the run was trained on (sets the AU set)"),
+        Parameter("fold", int, choices=(1, 2, 3), help="the part the run did not train on"),
+        Parameter("release_dir", str, help="the release's run folder"),
+        Parameter("epoch", int, help="which epoch's files to import"),
+        Parameter("release_sha256", dict, help="file name -> sha256 of the six module files"),
+    ),
+    executor="components.import_release.executor:run_executor",
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_import(*, release_dir, epoch: int, output, dataset: str, fold: int, force: bool = False,
+               log: Callable[[str], None] | None = print) -> StageResult:
+    """Import epoch `epoch` of the run folder `release_dir` as fold `fold`'s model in `output`."""
+    from components.import_release.mapping import module_files
+    _refuse_other_stages_folder(Artifact(output))
+    release_dir = Path(release_dir).resolve()
+    files = module_files(release_dir, epoch)
+    parameters = {"dataset": dataset, "fold": fold, "release_dir": str(release_dir),
+                  "epoch": epoch, "release_sha256": {p.name: _sha256(p) for p in files.values()}}
+    return run_stage(SPEC, outputs={"model": output}, parameters=parameters, force=force, log=log)
+
+
+def _refuse_other_stages_folder(output: Artifact) -> None:
+    """The fold folder may hold a model the train stage wrote (hours of work): never replace it."""
+    record = output.record() if output.is_complete() else output.started_record() or {}
+    stage = record.get("stage")
+    if stage not in (None, SPEC.name):
+        raise UserError(f"{output.path} holds the output of the {stage} stage (per "
+                        f"{output.record_path if output.is_complete() else output.path}); the "
+                        "import would replace it: choose another --output_dir, or move it away")
+
+
+def release_provenance(parameters: dict) -> dict | None:
+    """Where an imported model's weights came from, from its record's parameters (None for a
+    model this pipeline trained)."""
+    if "release_dir" not in parameters:
+        return None
+    return {"source": SOURCE, "release_dir": parameters["release_dir"],
+            "epoch": parameters.get("epoch"), "files_sha256": parameters.get("release_sha256")}
