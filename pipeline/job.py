@@ -7,8 +7,10 @@ TFRecords per subject-exclusive part.
 Output (`output_dir`):
     part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz   GZIP TFRecords of schemas.example
     rejected/rejected-00000-of-00001.jsonl             one JSON line per frame set aside
-    stats.json      counts and AU occurrence per part; AU loss weights per training split
-    manifest.json   subjects per part, counts, every file with size, sha256 and record count
+    stats.json      counts and AU occurrence per part; AU loss weights per training split;
+                    sequences per landmark pairing (pipeline.sources.bp4d: how each was decided)
+    manifest.json   subjects per part, counts, every file written (stats.json included) with its
+                    size, sha256 and record count; readers take the part files from this list
     _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
                     versions, counts, timings. A folder without it is incomplete.
 
@@ -45,6 +47,7 @@ from apache_beam.runners.runner import PipelineState
 from components.base import (COMPLETION_FILE, STARTED_FILE, RECORD_FORMAT, cache_key_for,
                              package_versions)
 from jaa_keras.au_weights import au_loss_weights
+from pipeline.manifest import MANIFEST_FILE, STATS_FILE, stream_sha256
 from pipeline.options import DATASETS, PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
@@ -54,7 +57,7 @@ from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR
 from schemas.face import au_names
 
 STAGE = "preprocess"
-STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
+WORK_DIR = "_work"
 _OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
                                                COMPLETION_FILE, STARTED_FILE}
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
@@ -217,6 +220,7 @@ def _stats(dataset: str, tally: dict) -> dict:
                          ZERO_RATE_POSITIVES)
     return {"dataset": dataset, "aus": names, "frames_in": tally["frames_in"],
             "rejected": tally["rejected"], "parts": parts, "splits": splits,
+            "landmark_pairing": tally["landmark_pairing"],
             "weight_rule": "w_i = (1/r_i) * n_au / sum_k (1/r_k), r_i = positive / labelled frames "
                            "of the two training parts (FACTS section 6); an AU without a positive "
                            f"frame counts {ZERO_RATE_POSITIVES} (listed under 'floored')"}
@@ -249,6 +253,8 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
                    expected_frames: int) -> dict:
     """Read the outputs back, check the totals, write stats.json and manifest.json."""
     tally = _read_json(_join(output_dir, WORK_DIR, "tally.json"))
+    stats = _stats(dataset, tally)
+    _write_json(_join(output_dir, STATS_FILE), stats)
     files, records = [], {}
     for path in sorted(_files(output_dir)):
         relative = _relative(output_dir, path)
@@ -257,9 +263,11 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
             count = _count_records(path)
         elif top == REJECTED_DIR and relative.endswith(REJECTED_SUFFIX):
             count = _count_lines(path)
+        elif relative == STATS_FILE:
+            count = None
         else:
             continue
-        records[top] = records.get(top, 0) + count
+        records[top] = records.get(top, 0) + (count or 0)
         files.append({"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0]
                       .size_in_bytes, "sha256": _sha256(path), "records": count})
     examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
@@ -282,8 +290,6 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         raise JobIntegrityError(f"{output_dir} does not add up: {'; '.join(problems)}; the output "
                                 f"is left incomplete (no {COMPLETION_FILE})")
 
-    stats = _stats(dataset, tally)
-    _write_json(_join(output_dir, STATS_FILE), stats)
     subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
                 for p in PARTS}
     summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
@@ -390,18 +396,21 @@ def _read_json(path: str):
 
 
 def _files_intact(output_dir: str) -> bool:
-    """Every file the manifest lists is there with its size (a cheap check before skipping)."""
+    """Every file the manifest lists is there with its size and sha256 (before skipping a run;
+    hashing costs seconds per GB, against the hours a rebuild takes)."""
     try:
         listed = _read_json(_join(output_dir, MANIFEST_FILE))["files"]
     except (OSError, KeyError, json.JSONDecodeError):
         return False
     sizes = {_relative(output_dir, m.path): m.size_in_bytes
              for m in FileSystems.match([_join(output_dir, "**")])[0].metadata_list}
-    intact = all(sizes.get(f["path"]) == f["bytes"] for f in listed)
-    if not intact:
-        _LOG.warning("%s has a completion record but files of its manifest are missing or "
-                     "changed; rebuilding", output_dir)
-    return intact
+    changed = [f["path"] for f in listed if sizes.get(f["path"]) != f["bytes"]
+               or _sha256(_join(output_dir, f["path"])) != f["sha256"]]
+    if changed:
+        _LOG.warning("%s has a completion record but %s of its manifest %s missing or changed; "
+                     "rebuilding", output_dir, ", ".join(changed[:5]),
+                     "is" if len(changed) == 1 else "are")
+    return not changed
 
 
 def _now() -> str:
@@ -419,11 +428,8 @@ def _read_record(output_dir: str) -> dict | None:
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return stream_sha256(f)
 
 
 def _count_records(path: str) -> int:
@@ -451,8 +457,12 @@ def _fingerprint(folder: str) -> str:
     for directory, subfolders, names in os.walk(folder):
         subfolders.sort()
         for name in sorted(names):
-            stat = os.stat(os.path.join(directory, name))
-            relative = os.path.relpath(os.path.join(directory, name), folder)
+            path = os.path.join(directory, name)
+            try:
+                stat = os.stat(path)
+            except OSError:   # a dangling or looping link: the readers report it; hash the link
+                stat = os.lstat(path)
+            relative = os.path.relpath(path, folder)
             digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 

@@ -226,6 +226,26 @@ def test_output_folder_of_another_dataset(setup, tmp_path):
     assert str(out) in str(error.value) and "bp4d" in str(error.value)
 
 
+def test_only_the_manifest_files_are_read_and_a_corrupt_one_is_named(setup, tmp_path):
+    from tests._tiny_records import draw_example, mean_face, write_records
+    examples = tmp_path / "examples"
+    shutil.copytree(setup["examples"], examples)
+    write_records(examples / "part1" / "stray.tfrecord.gz",   # dropped in after preprocessing
+                  [draw_example(mean_face(), np.zeros(len(AUS)), subject="S99", frame=i)
+                   for i in range(3)])
+    result = run_evaluate(examples=examples, models={1: setup["models"][1]},
+                          output=tmp_path / "eval", dataset="synthetic", figure_samples=0, log=None)
+    assert result.summary["frames"] == PER_PART
+    damaged = examples / "part1" / "data-00000-of-00001.tfrecord.gz"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="differs from .*manifest.json") as error:
+        run_evaluate(examples=examples, models={1: setup["models"][1]},
+                     output=tmp_path / "eval2", dataset="synthetic", log=None)
+    assert str(damaged) in str(error.value)
+
+
 def test_model_of_another_fold(setup, tmp_path):
     with pytest.raises(UserError, match="fold 2") as error:
         run_evaluate(examples=setup["examples"], models={1: setup["models"][2]},
