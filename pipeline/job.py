@@ -253,8 +253,6 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
                    expected_frames: int) -> dict:
     """Read the outputs back, check the totals, write stats.json and manifest.json."""
     tally = _read_json(_join(output_dir, WORK_DIR, "tally.json"))
-    stats = _stats(dataset, tally)
-    _write_json(_join(output_dir, STATS_FILE), stats)
     files, records = [], {}
     for path in sorted(_files(output_dir)):
         relative = _relative(output_dir, path)
@@ -263,13 +261,10 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
             count = _count_records(path)
         elif top == REJECTED_DIR and relative.endswith(REJECTED_SUFFIX):
             count = _count_lines(path)
-        elif relative == STATS_FILE:
-            count = None
         else:
             continue
-        records[top] = records.get(top, 0) + (count or 0)
-        files.append({"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0]
-                      .size_in_bytes, "sha256": _sha256(path), "records": count})
+        records[top] = records.get(top, 0) + count
+        files.append(_manifest_entry(output_dir, relative, count))
     examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
     rejected = records.get(REJECTED_DIR, 0)
     problems = []
@@ -290,6 +285,8 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         raise JobIntegrityError(f"{output_dir} does not add up: {'; '.join(problems)}; the output "
                                 f"is left incomplete (no {COMPLETION_FILE})")
 
+    _write_json(_join(output_dir, STATS_FILE), _stats(dataset, tally))
+    files.append(_manifest_entry(output_dir, STATS_FILE, None))
     subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
                 for p in PARTS}
     summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
@@ -300,6 +297,13 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         "files": files, "versions": package_versions()})
     FileSystems.delete([_join(output_dir, WORK_DIR)])
     return summary
+
+
+def _manifest_entry(output_dir: str, relative: str, records: int | None) -> dict:
+    """A file of the output as manifest.json lists it (pipeline.manifest reads it back)."""
+    path = _join(output_dir, relative)
+    return {"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0].size_in_bytes,
+            "sha256": _sha256(path), "records": records}
 
 
 def _labelled_frames(raw_format: str, units) -> int:

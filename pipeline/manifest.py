@@ -5,11 +5,11 @@ the rejected log, stats.json) with its size in bytes and sha256. Readers take th
 part from that list, never from a listing of the folder, so a file dropped into a part folder
 later is not read, and check each file's size and sha256 before reading it.
 
-Cost of the check: sha256 runs at about 0.85 GB/s on one core here (benchmarks/bench_checksum.py),
-so BP4D's examples (about 2 GB) take seconds against the hours a fold trains or evaluates: every
-stage start verifies the files it reads. What is not covered: a file damaged after that check,
-while epochs run. TensorFlow then stops with a DataLossError that names no file;
-`corrupt_record_error` turns it into an error naming the damaged file.
+Cost of the check: sha256 ran at 0.2 to 0.85 GB/s on one core of a 2-core machine, the low end
+with seven other jobs running (benchmarks/bench_checksum.py), so BP4D's examples (about 2 GB) take
+3 to 12 s against the hours a fold trains or evaluates: every stage start checks what it reads.
+Not covered by it: a file damaged after that check, while epochs run. TensorFlow then stops with
+a DataLossError that names no file; `corrupt_record_error` turns it into one naming the file.
 
 No Beam and no Keras here: the training and evaluation stages import this module.
 """
@@ -49,7 +49,7 @@ def listed_entries(examples_dir) -> list[dict]:
                         "the preprocess stage again (--stages preprocess --force)") from None
 
 
-def part_entries(listed: list[dict], parts, examples_dir) -> list[dict]:
+def _part_entries(listed: list[dict], parts, examples_dir) -> list[dict]:
     """The entries of the TFRecords of `parts`, part by part, each part's sorted by path."""
     manifest_path = os.path.join(os.fspath(examples_dir), MANIFEST_FILE)
     entries = []
@@ -67,12 +67,12 @@ def listed_files(examples_dir, parts) -> list[str]:
     together with stats.json when the manifest lists it; UserError naming any file that differs."""
     examples_dir = os.fspath(examples_dir)
     listed = listed_entries(examples_dir)
-    entries = part_entries(listed, parts, examples_dir)
-    verify(examples_dir, entries + [entry for entry in listed if entry["path"] == STATS_FILE])
+    entries = _part_entries(listed, parts, examples_dir)
+    _verify(examples_dir, entries + [entry for entry in listed if entry["path"] == STATS_FILE])
     return [os.path.join(examples_dir, entry["path"]) for entry in entries]
 
 
-def verify(examples_dir, entries) -> None:
+def _verify(examples_dir, entries) -> None:
     """UserError naming the files of `entries` that are missing or differ from the manifest."""
     damaged = damaged_files(examples_dir, entries)
     if damaged:

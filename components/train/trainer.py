@@ -184,7 +184,7 @@ class _NanStop:
 
             def on_train_batch_end(self, batch, logs=None):
                 loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)):
+                if loss is not None and not math.isfinite(float(loss)) and self.bad_batch is None:
                     self.bad_batch = batch
                     self.model.stop_training = True
         return NanStop()
@@ -192,7 +192,8 @@ class _NanStop:
 
 def _suspects(dataset, bad_batch) -> str:
     """The records of the batch whose loss was not finite and of the one before it (its update
-    produced the weights that loss was computed with), as "subject task #frame"."""
+    produced the weights that loss was computed with), as "subject task #frame". `dataset` is the
+    epoch's data again (the same order: a function of seed and epoch), read up to that batch."""
     if bad_batch is None:
         return ""
     named = []
