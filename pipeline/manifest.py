@@ -78,9 +78,9 @@ def _verify(examples_dir, entries) -> None:
     if damaged:
         raise UserError(
             f"{', '.join(damaged)} differ{'s' if len(damaged) == 1 else ''} from "
-            f"{os.path.join(os.fspath(examples_dir), MANIFEST_FILE)} (size or sha256): the file was "
-            "changed or damaged after preprocessing; restore it from a copy or run the preprocess "
-            "stage again (--stages preprocess --force)")
+            f"{os.path.join(os.fspath(examples_dir), MANIFEST_FILE)} (size or sha256): the file "
+            "was changed or damaged after preprocessing; restore it from a copy or run the "
+            "preprocess stage again (--stages preprocess --force)")
 
 
 def damaged_files(examples_dir, entries) -> list[str]:
@@ -110,6 +110,6 @@ def corrupt_record_error(examples_dir, files, error: Exception) -> Exception:
         return error
     reason = str(getattr(error, "message", error)).strip().splitlines()[-1]
     return UserError(
-        f"reading the examples failed ({reason}): {', '.join(damaged)} changed after it was checked "
-        "at the start of this run; restore it from a copy or run the preprocess stage again "
-        "(--stages preprocess --force)")
+        f"reading the examples failed ({reason}): {', '.join(damaged)} changed after it was "
+        "checked at the start of this run; restore it from a copy or run the preprocess stage "
+        "again (--stages preprocess --force)")

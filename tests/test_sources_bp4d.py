@@ -350,11 +350,10 @@ def test_when_both_spans_or_neither_fit_the_option_decides(tmp_path):
     assert _pairing_of(read_all(tmp_path)) == "landmark_offset option (counts fit both spans)"
     neither = tmp_path / "neither"
     write(neither, frames={f: colour_image(f) for f in IMAGES})
-    path = neither / "2DFeatures/F001_T1.mat"   # one entry more than the coded span, fewer than
-    entries = [None] + [landmarks_of(f) for f in FRAMES]    # the images': starts a frame early
+    # One entry more than the coded span, fewer than the images': it starts a frame early.
     from pipeline.sources import matlab
-    matlab.write_v73_struct_field(path, "fit", "pred",
-                                  [None if p is None else matlab.to_matlab_pixels(p) for p in entries])
+    pred = [None] + [matlab.to_matlab_pixels(landmarks_of(f)) for f in FRAMES]
+    matlab.write_v73_struct_field(neither / "2DFeatures/F001_T1.mat", "fit", "pred", pred)
     frames = read_all(neither, landmark_offset=-1)
     assert _pairing_of(frames) == "landmark_offset option (counts fit neither span)"
     for raw in frames:
