@@ -25,10 +25,19 @@ BOX_ENLARGE = 2.9
 BORDER_VALUE = 128
 # Below this the landmarks cannot define a face (pixels of the raw frame).
 _MIN_EYE_DISTANCE = 1.0
+# Plausible proportions, in the face's own size: inter-ocular distance (between the eye centres)
+# over the eye-to-mouth distance (midpoint of the eye centres to the midpoint of the mouth
+# corners). A frontal adult face gives about 0.9 (eye centres ~62 mm apart, ~65-70 mm above the
+# mouth). Turning the head shortens the first by cos(yaw), nodding shortens the second by
+# cos(pitch); these bounds still accept either at about 75 degrees, past the pose at which a
+# 49-point tracker keeps both eyes, and reject what no pose gives (eyes 1.2 px apart, mouth 300 px
+# away: 0.004), which would make the alignment zoom onto a point and the loss divide by ~0.
+EYE_TO_MOUTH_RATIO = (0.25, 4.0)
 
 
 class AlignmentError(ValueError):
-    """The landmarks cannot define an alignment (non-finite, wrong shape, eyes on one point...)."""
+    """The landmarks cannot define an alignment (non-finite, wrong shape, eyes on one point, a
+    geometry no face has...)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,14 @@ def alignment_matrix(landmarks: np.ndarray, size: int = ALIGNED_SIZE,
     distance = float(np.hypot(*delta))
     if distance < _MIN_EYE_DISTANCE:
         raise AlignmentError(f"eye centres {distance:.3g} px apart: degenerate landmarks")
+    mouth = (landmarks[MOUTH_CORNERS[0]] + landmarks[MOUTH_CORNERS[1]]) / 2
+    eye_to_mouth = float(np.hypot(*(mouth - (left + right) / 2)))
+    ratio = distance / eye_to_mouth if eye_to_mouth > 0 else np.inf
+    if not EYE_TO_MOUTH_RATIO[0] <= ratio <= EYE_TO_MOUTH_RATIO[1]:
+        raise AlignmentError(
+            f"implausible face: eye centres {distance:.3g} px apart but {eye_to_mouth:.3g} px from "
+            f"the mouth (ratio {ratio:.2g}; a face in any pose gives {EYE_TO_MOUTH_RATIO[0]} to "
+            f"{EYE_TO_MOUTH_RATIO[1]})")
     cos, sin = delta / distance
     rotation = np.array([[cos, sin], [-sin, cos]])   # takes the eye-to-eye vector onto +x
     five = np.stack([left, right, landmarks[NOSE_TIP], landmarks[MOUTH_CORNERS[0]],

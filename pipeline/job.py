@@ -7,8 +7,10 @@ TFRecords per subject-exclusive part.
 Output (`output_dir`):
     part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz   GZIP TFRecords of schemas.example
     rejected/rejected-00000-of-00001.jsonl             one JSON line per frame set aside
-    stats.json      counts and AU occurrence per part; AU loss weights per training split
-    manifest.json   subjects per part, counts, every file with size, sha256 and record count
+    stats.json      counts and AU occurrence per part; AU loss weights per training split;
+                    sequences per landmark pairing (pipeline.sources.bp4d: how each was decided)
+    manifest.json   subjects per part, counts, every file written (stats.json included) with its
+                    size, sha256 and record count; readers take the part files from this list
     _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
                     versions, counts, timings. A folder without it is incomplete.
 
@@ -50,6 +52,7 @@ from components.base import (COMPLETION_FILE, LOCK_FILE, STAGING_DIR, STARTED_FI
                              folder_lock, new_run_id, package_versions, parameter_changes,
                              require_literal_path, swap_in_staged)
 from jaa_keras.au_weights import au_loss_weights
+from pipeline.manifest import MANIFEST_FILE, STATS_FILE, stream_sha256
 from pipeline.options import DATASETS, PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
@@ -59,7 +62,7 @@ from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR
 from schemas.face import au_names
 
 STAGE = "preprocess"
-STATS_FILE, MANIFEST_FILE, WORK_DIR = "stats.json", "manifest.json", "_work"
+WORK_DIR = "_work"
 _OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
                                                COMPLETION_FILE, STARTED_FILE, STAGING_DIR}
 # Never deleted when clearing: the lock is its holder's; a swap plan is finished first.
@@ -229,6 +232,7 @@ def _stats(dataset: str, tally: dict) -> dict:
                          ZERO_RATE_POSITIVES)
     return {"dataset": dataset, "aus": names, "frames_in": tally["frames_in"],
             "rejected": tally["rejected"], "parts": parts, "splits": splits,
+            "landmark_pairing": tally["landmark_pairing"],
             "weight_rule": "w_i = (1/r_i) * n_au / sum_k (1/r_k), r_i = positive / labelled frames "
                            "of the two training parts (FACTS section 6); an AU without a positive "
                            f"frame counts {ZERO_RATE_POSITIVES} (listed under 'floored')"}
@@ -313,8 +317,7 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         else:
             continue
         records[top] = records.get(top, 0) + count
-        files.append({"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0]
-                      .size_in_bytes, "sha256": _sha256(path), "records": count})
+        files.append(_manifest_entry(output_dir, relative, count))
     examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
     rejected = records.get(REJECTED_DIR, 0)
     problems = []
@@ -335,8 +338,8 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         raise JobIntegrityError(f"{output_dir} does not add up: {'; '.join(problems)}; the output "
                                 f"is left incomplete (no {COMPLETION_FILE})")
 
-    stats = _stats(dataset, tally)
-    _write_json(_join(output_dir, STATS_FILE), stats)
+    _write_json(_join(output_dir, STATS_FILE), _stats(dataset, tally))
+    files.append(_manifest_entry(output_dir, STATS_FILE, None))
     subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
                 for p in PARTS}
     summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
@@ -347,6 +350,13 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         "files": files, "versions": package_versions()})
     FileSystems.delete([_join(output_dir, WORK_DIR)])
     return summary
+
+
+def _manifest_entry(output_dir: str, relative: str, records: int | None) -> dict:
+    """A file of the output as manifest.json lists it (pipeline.manifest reads it back)."""
+    path = _join(output_dir, relative)
+    return {"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0].size_in_bytes,
+            "sha256": _sha256(path), "records": records}
 
 
 def _labelled_frames(raw_format: str, units) -> int:
@@ -443,18 +453,21 @@ def _read_json(path: str):
 
 
 def _files_intact(output_dir: str) -> bool:
-    """Every file the manifest lists is there with its size (a cheap check before skipping)."""
+    """Every file the manifest lists is there with its size and sha256 (before skipping a run;
+    hashing costs seconds per GB, against the hours a rebuild takes)."""
     try:
         listed = _read_json(_join(output_dir, MANIFEST_FILE))["files"]
     except (OSError, KeyError, json.JSONDecodeError):
         return False
     sizes = {_relative(output_dir, m.path): m.size_in_bytes
              for m in FileSystems.match([_join(output_dir, "**")])[0].metadata_list}
-    intact = all(sizes.get(f["path"]) == f["bytes"] for f in listed)
-    if not intact:
-        _LOG.warning("%s has a completion record but files of its manifest are missing or "
-                     "changed; rebuilding", output_dir)
-    return intact
+    changed = [f["path"] for f in listed if sizes.get(f["path"]) != f["bytes"]
+               or _sha256(_join(output_dir, f["path"])) != f["sha256"]]
+    if changed:
+        _LOG.warning("%s has a completion record but %s of its manifest %s missing or changed; "
+                     "rebuilding", output_dir, ", ".join(changed[:5]),
+                     "is" if len(changed) == 1 else "are")
+    return not changed
 
 
 def _now() -> str:
@@ -472,11 +485,8 @@ def _read_record(output_dir: str) -> dict | None:
 
 
 def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return stream_sha256(f)
 
 
 def _count_records(path: str) -> int:
@@ -504,8 +514,12 @@ def _fingerprint(folder: str) -> str:
     for directory, subfolders, names in os.walk(folder):
         subfolders.sort()
         for name in sorted(names):
-            stat = os.stat(os.path.join(directory, name))
-            relative = os.path.relpath(os.path.join(directory, name), folder)
+            path = os.path.join(directory, name)
+            try:
+                stat = os.stat(path)
+            except OSError:   # a dangling or looping link: the readers report it; hash the link
+                stat = os.lstat(path)
+            relative = os.path.relpath(path, folder)
             digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 

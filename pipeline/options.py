@@ -24,8 +24,9 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument("--force", action="store_true",
                             help="rebuild even when the output is complete for these parameters")
         parser.add_argument("--landmark_offset", type=int, default=None,
-                            help="frame-to-landmark offset (BP4D default 0, DISFA default -1; see "
-                                 "pipeline/sources)")
+                            help="frame-to-landmark offset (BP4D default 0, used where the "
+                                 "landmark file's length does not settle the pairing; DISFA "
+                                 "default -1; see pipeline/sources)")
         parser.add_argument("--video_offset", type=int, default=None,
                             help="DISFA label-frame-to-video-frame offset (default -1)")
         parser.add_argument("--jpeg_quality", type=int, default=95,

@@ -5,7 +5,8 @@
           | EncodeExamples(...)     -> Example             (part, serialized tf.Example, labels)
     WriteExamples(output_dir)       GZIP TFRecords per part: part{1,2,3}/examples-*.tfrecord.gz
     WriteRejected(output_dir)       rejected/rejected-*.jsonl, one JSON line per frame set aside
-    Tally()                         frames in, examples and AU counts per part, rejections by reason
+    Tally()                         frames in, examples and AU counts per part, rejections by
+                                    reason, sequences by landmark pairing
 
 A frame that cannot be used never raises: it leaves through the "rejected" output with its reason
 and is counted, so frames in = examples written + frames rejected.
@@ -252,7 +253,8 @@ class PartTallyFn(beam.CombineFn):
 
 class Tally(beam.PTransform):
     """(raw frames, examples, rejections) -> one dict: frames in, per-part tallies, rejections by
-    reason. The job checks its totals and writes stats.json from it."""
+    reason, sequences by how their landmarks were paired with frames (RawFrame.landmark_pairing).
+    The job checks its totals and writes stats.json from it."""
 
     def expand(self, inputs):
         frames, examples, rejections = inputs
@@ -265,6 +267,13 @@ class Tally(beam.PTransform):
             rejections | "Reasons" >> beam.Map(lambda r: r.category)
                        | "CountReasons" >> beam.combiners.Count.PerElement()
                        | "AsReason" >> beam.Map(lambda kv: ("rejected", kv)),
+            frames | "Paired" >> beam.Filter(lambda f: f.landmark_pairing is not None)
+                   | "SequencePairing" >> beam.Map(
+                       lambda f: (f.dataset, f.subject, f.task, f.landmark_pairing))
+                   | "OnePerSequence" >> beam.Distinct()
+                   | "Pairings" >> beam.Map(lambda sequence: sequence[-1])
+                   | "CountPairings" >> beam.combiners.Count.PerElement()
+                   | "AsPairing" >> beam.Map(lambda kv: ("landmark_pairing", kv)),
         ]
         return (counts
                 | "AllCounts" >> beam.Flatten()
@@ -273,7 +282,7 @@ class Tally(beam.PTransform):
 
 
 def _tally_dict(entries) -> dict:
-    tally = {"frames_in": 0, "parts": {}, "rejected": {}}
+    tally = {"frames_in": 0, "parts": {}, "rejected": {}, "landmark_pairing": {}}
     for kind, value in entries:
         if kind == "frames_in":
             tally["frames_in"] = value

@@ -87,13 +87,28 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
              "parts": {str(p): {"examples": per_part} for p in (1, 2, 3)}}
     with open(os.path.join(root, "stats.json"), "w") as f:
         json.dump(stats, f)
-    with open(os.path.join(root, "manifest.json"), "w") as f:
-        json.dump({"subjects": {str(p): [f"S{p}0", f"S{p}1"] for p in (1, 2, 3)}}, f)
+    write_manifest(root, {"subjects": {str(p): [f"S{p}0", f"S{p}1"] for p in (1, 2, 3)}})
     from components.base import write_completion_record
     write_completion_record(root, stage="preprocess", parameters={"dataset": "synthetic",
                                                                   "seed": seed},
                             identity={"dataset": "synthetic"}, summary={"examples": 3 * per_part})
     return root
+
+
+def write_manifest(root, contents: dict):
+    """manifest.json listing the part files and stats.json under `root` as the preprocessing job
+    lists them (path, bytes, sha256), with `contents` beside the list."""
+    import hashlib
+    import json
+    names = sorted(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+                   for folder, _, found in os.walk(root) for name in found
+                   if name.endswith(".tfrecord.gz") or name == "stats.json")
+    files = []
+    for name in names:
+        data = open(os.path.join(root, name), "rb").read()
+        files.append({"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump({**contents, "files": files}, f)
 
 
 def train_artifact(folder, model_file, fold=1, dataset="synthetic"):

@@ -101,3 +101,21 @@ def test_degenerate_landmarks_raise(bad):
 
 def test_eye_indices_are_the_scheme_ones():
     assert LEFT_EYE == tuple(range(19, 25)) and RIGHT_EYE == tuple(range(25, 31))
+
+
+def test_a_face_with_eyes_1_2_px_apart_and_the_mouth_300_px_away_is_rejected():
+    landmarks = _face(angle_deg=0.0, scale=300.0)
+    landmarks[25:31] = landmarks[19:25] + [1.2, 0.0]   # passes the 1-pixel rule
+    with pytest.raises(AlignmentError, match=r"implausible face: eye centres 1.2 px apart"):
+        align_face(np.zeros((700, 700, 3), np.uint8), landmarks)
+
+
+@pytest.mark.parametrize("axis, degrees", [(0, 65.0), (1, 65.0)])
+def test_a_turned_or_nodding_head_is_still_a_face(axis, degrees):
+    """Yaw foreshortens x (the eye distance), pitch y (eyes to mouth), both by cos(angle)."""
+    landmarks = _face(angle_deg=0.0, scale=60.0)
+    centre = landmarks.mean(0)
+    landmarks[:, axis] = centre[axis] + (landmarks[:, axis] - centre[axis]) * np.cos(
+        np.deg2rad(degrees))
+    face = align_face(np.zeros((300, 360, 3), np.uint8), landmarks)
+    assert face.inter_ocular > 10

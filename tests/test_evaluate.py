@@ -14,7 +14,8 @@ from components.evaluate.executor import figure_name, predictions_name
 from jaa_keras import build_jaanet, preset
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
-from tests._tiny_records import train_artifact, write_tiny_dataset
+from tests._tiny_records import (draw_example, mean_face, train_artifact, write_records,
+                                  write_tiny_dataset)
 
 AUS = AU_SETS["bp4d"]
 NAMES = au_names("bp4d")
@@ -32,6 +33,9 @@ def _examples(root, dataset="synthetic"):
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     examples = _examples(root / "examples" / "synthetic")
+    write_records(examples / "part1" / "stray.tfrecord.gz",   # dropped in after preprocessing:
+                  [draw_example(mean_face(), np.zeros(len(AUS)), subject="S99", frame=i)
+                   for i in range(3)])                       # not in the manifest, never read
     model = build_jaanet(preset("bp4d", width_unit=1, crop_size=32, hidden_units=16))
     model_file = root / "tiny.keras"
     model.save(model_file)
@@ -46,7 +50,7 @@ def setup(tmp_path_factory):
 
 def _records(examples, part):
     """The true labels and aligned landmarks of a part, read straight through the schema."""
-    files = sorted((examples / f"part{part}").glob("*.tfrecord.gz"))
+    files = sorted((examples / f"part{part}").glob("data-*.tfrecord.gz"))
     serialized = [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files], "GZIP")]
     parsed = parse_examples(tf.constant(serialized), len(AUS))
     return {k: v.numpy() for k, v in parsed.items()}
@@ -62,7 +66,7 @@ def test_outputs_and_completion(setup):
     assert metrics["dataset"] == "synthetic" and metrics["aus"] == NAMES
     assert sorted(metrics["folds"]) == ["1", "2"]
     assert metrics["paper"] is None  # synthetic data has no paper reference
-    assert result.summary["frames"] == 2 * PER_PART
+    assert result.summary["frames"] == 2 * PER_PART   # the stray file in part1 is not read
 
 
 def test_fold_metrics_match_an_independent_computation_from_the_csv(setup):
@@ -224,6 +228,19 @@ def test_output_folder_of_another_dataset(setup, tmp_path):
         run_evaluate(examples=setup["examples"], models={1: setup["models"][1]}, output=out,
                      dataset="synthetic", log=None)
     assert str(out) in str(error.value) and "bp4d" in str(error.value)
+
+
+def test_a_corrupt_record_file_is_named(setup, tmp_path):
+    examples = tmp_path / "examples"
+    shutil.copytree(setup["examples"], examples)
+    damaged = examples / "part1" / "data-00000-of-00001.tfrecord.gz"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF                      # same size: only the checksum tells
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="differs from .*manifest.json") as error:
+        run_evaluate(examples=examples, models={1: setup["models"][1]}, output=tmp_path / "eval",
+                     dataset="synthetic", log=None)
+    assert str(damaged) in str(error.value)
 
 
 def test_model_of_another_fold(setup, tmp_path):

@@ -1,11 +1,16 @@
-"""The tf.data input pipeline: crops, the flip with its landmark permutation, determinism."""
+"""The tf.data input pipeline: crops, the flip with its landmark permutation, determinism, and
+reading exactly the files of the dataset's manifest."""
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.base import UserError
 from components.train import input_pipeline as ip
+from pipeline.manifest import corrupt_record_error
 from schemas.face import AU_SETS, FLIP_PERMUTATION
-from tests._tiny_records import draw_example, mean_face, write_records
+from tests._tiny_records import draw_example, mean_face, write_records, write_tiny_dataset
 
 AUS = AU_SETS["bp4d"]
 DOT = 22  # left inner eye corner: its mirror partner is 25
@@ -111,7 +116,56 @@ def test_epoch_data_is_a_function_of_seed_and_epoch(dot_file):
     assert not np.array_equal(a, first_batch(2, 2))
 
 
-def test_missing_part_is_a_clear_error(tmp_path):
-    from components.base import UserError
-    with pytest.raises(UserError, match="part2"):
-        ip.part_files(tmp_path, [2])
+# -- the files read: the manifest's, checked ---------------------------------------------------
+PER_PART = 4
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return write_tiny_dataset(tmp_path / "examples dir", per_part=PER_PART)
+
+
+def _flip_a_byte(path):
+    """Same-size damage in the middle of a file (what a bad disk or a careless edit leaves)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_the_manifest_does_not_list_is_not_read(tiny):
+    stray = tiny / "part1" / "extra-00000-of-00001.tfrecord.gz"
+    write_records(stray, [draw_example(mean_face(), np.zeros(len(AUS)), subject="S99", frame=i)
+                          for i in range(3)])
+    files = ip.part_files(tiny, [1])
+    assert files == [str(tiny / "part1" / "data-00000-of-00001.tfrecord.gz")]
+    assert ip.count_examples(files) == PER_PART
+
+
+@pytest.mark.parametrize("damaged", ["part2/data-00000-of-00001.tfrecord.gz", "stats.json"])
+def test_a_same_size_corruption_is_named_before_anything_is_read(tiny, damaged):
+    _flip_a_byte(tiny / damaged)
+    with pytest.raises(UserError, match="differs from .*manifest.json") as error:
+        ip.part_files(tiny, [1, 2])
+    assert str(tiny / damaged) in str(error.value)
+
+
+def test_a_record_damaged_while_reading_is_named(tiny):
+    files = ip.part_files(tiny, [1])            # checked: intact now
+    _flip_a_byte(tiny / "part1" / "data-00000-of-00001.tfrecord.gz")
+    with pytest.raises(tf.errors.DataLossError) as error:
+        for _ in ip.make_dataset(files, len(AUS), 32, training=False, batch_size=2):
+            pass
+    assert files[0] not in str(error.value)     # TensorFlow names no file
+    raised = corrupt_record_error(tiny, files, error.value)
+    assert isinstance(raised, UserError) and files[0] in str(raised)
+    assert "incorrect data check" in str(raised)
+
+
+def test_no_manifest_or_a_part_it_does_not_list_is_a_clear_error(tiny, tmp_path):
+    with pytest.raises(UserError, match=r"manifest.json is missing"):
+        ip.part_files(tmp_path / "nowhere", [2])
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    manifest["files"] = [f for f in manifest["files"] if not f["path"].startswith("part2/")]
+    (tiny / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="lists no TFRecord files of part 2"):
+        ip.part_files(tiny, [2])

@@ -93,7 +93,8 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_record_is_written_l
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
     assert set(listed) == {os.path.relpath(p, out) for p in _tfrecords(out)} | {
-        os.path.relpath(p, out) for p in map(str, (out / "rejected").glob("*.jsonl"))}
+        os.path.relpath(p, out) for p in map(str, (out / "rejected").glob("*.jsonl"))} | {
+        "stats.json"}
     for path, entry in listed.items():
         data = (out / path).read_bytes()
         assert entry["bytes"] == len(data) and entry["sha256"] == hashlib.sha256(data).hexdigest()
@@ -208,8 +209,16 @@ def test_an_incomplete_output_is_rebuilt_and_a_foreign_folder_refused(built, tmp
     assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
     assert not (out / "part1" / "examples-00007-of-00009.tfrecord.gz").exists()
     assert (out / "_COMPLETE.json").exists()
-    next(out.glob("part2/*.tfrecord.gz")).unlink()        # complete, but a file went missing
+    # complete, but a file went missing, or changed at the same size (only the checksum tells)
+    next(out.glob("part2/*.tfrecord.gz")).unlink()
+    assert not job._files_intact(str(out))
+    for damaged in (next(out.glob("part3/*.tfrecord.gz")), out / "stats.json"):
+        data = damaged.read_bytes()
+        damaged.write_bytes(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 1])
+                            + data[len(data) // 2 + 1:])
+        assert not job._files_intact(str(out))
     assert _run(raw, out)["status"] == "ran" and _tfrecords(out, 2)
+    assert job._files_intact(str(out))
     mine = tmp_path / "my_folder"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
@@ -347,3 +356,52 @@ def test_a_rebuild_says_what_changed_and_keeps_the_previous_output_until_it_is_c
     assert sorted(p.name for p in copy.iterdir()) == [
         "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json"]
     assert len(_tfrecords(copy)) == 3
+
+
+def test_damaged_bp4d_rows_folders_and_faces_are_rejected_with_their_reason(tmp_path):
+    """One job over raw folders written by the BP4D writer, then damaged as users' copies are:
+    each frame that cannot be used is in rejected/ with its reason, the totals still add up, a
+    symbolic link loop is no traceback, and stats.json counts how each sequence's landmarks were
+    paired with its frames."""
+    from tests._tiny_records import mean_face
+    raw = tmp_path / "raw data"
+    first = 100
+    images = range(first - 2, first + 6)      # the tracker's span; coding starts 2 frames in
+    coded = range(first, first + 5)
+    rng = np.random.default_rng(0)
+    face = {f: mean_face(rng, jitter=0.5) for f in images}
+    picture = {f: np.full((200, 200, 3), 90 + f % 50, np.uint8) for f in images}
+    codes = {f: {1: f % 2, 2: 1} for f in coded}
+    squeezed = dict(face)                     # eyes 1.2 px apart: no face has that geometry
+    squeezed[first + 1] = face[first + 1].copy()
+    squeezed[first + 1][25:31] = squeezed[first + 1][19:25] + [1.2, 0]
+    bp4d.write_sequence(raw, "F001", "T1", picture, squeezed, codes, landmark_entries="images")
+    bp4d.write_sequence(raw, "F001", "T2", picture, face, codes)            # entries = coded rows
+    bp4d.write_sequence(raw, "F003", "T1", {f: picture[f] for f in coded}, face, codes)
+    bp4d.write_sequence(raw, "F003", "T2", picture, face, codes)
+    label = raw / "AUCoding/AU_OCC/F001_T2.csv"
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(lines + [lines[-1]]) + "\n")                  # a duplicated row
+    loop = raw / "Sequences_2D+3D/F003/T2"
+    for image in loop.iterdir():
+        image.unlink()
+    loop.rmdir()
+    os.symlink("T2", loop)                                                   # a symbolic link loop
+
+    summary = _run(raw, tmp_path / "examples", dataset="bp4d")
+
+    assert summary["frames_in"] == 4 * len(coded) + 1
+    assert summary["frames_in"] == summary["examples_total"] + summary["rejected_total"]
+    reasons = {(r["subject"], r["task"], r["frame"], r["reason"].split(":")[0] + ":"
+                + r["reason"].split(":")[1]) for r in _rejected(tmp_path / "examples")}
+    assert reasons == {
+        ("F001", "T1", first + 1, "alignment failed: implausible face"),
+        ("F001", "T2", coded[-1], "duplicate frame row: frame 104 is coded again in " + str(label)),
+        *{("F003", "T2", f, "image folder unreadable: Too many levels of symbolic links")
+          for f in coded}}
+    stats = json.loads((tmp_path / "examples" / "stats.json").read_text())
+    assert stats["rejected"] == {"alignment failed": 1, "duplicate frame row": 1,
+                                 "image folder unreadable": len(coded)}
+    assert stats["landmark_pairing"] == {
+        "first image": 1, "first coded frame": 2,
+        "landmark_offset option (counts fit both spans)": 1}

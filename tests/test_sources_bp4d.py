@@ -253,3 +253,108 @@ def test_official_bp4d_parts():
     assert unknown_subjects("bp4d", ["F001", "F024", "SN001"]) == ["F024", "SN001"]
     with pytest.raises(DatasetLayoutError, match="F024"):
         part_of("bp4d", "F024")
+
+
+# -- rows that cannot become examples: marked with their reason, or the file named ------------
+def _label_file(root):
+    return root / "AUCoding/AU_OCC/F001_T1.csv"
+
+
+def test_a_duplicated_frame_row_is_marked_and_not_read_twice(tmp_path):
+    write(tmp_path)
+    lines = _label_file(tmp_path).read_text().splitlines()
+    _label_file(tmp_path).write_text("\n".join(lines[:3] + [lines[2]] + lines[3:]) + "\n")
+
+    frames = read_all(tmp_path)
+
+    assert [f.frame for f in frames] == [FRAMES[0], FRAMES[1], FRAMES[1]] + list(FRAMES[2:])
+    assert frames[1].problem is None
+    assert frames[2].problem.startswith(f"duplicate frame row: frame {FRAMES[1]} is coded again")
+    assert str(_label_file(tmp_path)) in frames[2].problem
+    assert [f.frame for f in frames if f.problem is None] == list(FRAMES)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda lines: lines[:2] + [lines[2].replace(f"{FRAMES[1]},", f"{FRAMES[1]}.9,", 1)]
+     + lines[3:], rf"frame number {FRAMES[1]}\.9 \(row 2 after the header\) is not a whole"),
+    (lambda lines: lines[:1], "a header but no frame rows"),
+])
+def test_a_fractional_frame_number_or_a_header_only_file_names_the_file(tmp_path, damage, message):
+    write(tmp_path)
+    lines = _label_file(tmp_path).read_text().splitlines()
+    _label_file(tmp_path).write_text("\n".join(damage(lines)) + "\n")
+    with pytest.raises(DatasetLayoutError, match=message) as error:
+        read_all(tmp_path)
+    assert str(_label_file(tmp_path)) in str(error.value)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("a file", "image folder unreadable: Not a directory"),
+    ("a symbolic link loop", "image folder unreadable: Too many levels of symbolic links"),
+])
+def test_an_unreadable_task_folder_is_not_reported_as_missing_images(tmp_path, damage, reason):
+    write(tmp_path)
+    folder = tmp_path / "Sequences_2D+3D/F001/T1"
+    for image in folder.iterdir():
+        image.unlink()
+    folder.rmdir()
+    if damage == "a file":
+        folder.write_bytes(b"not a folder")
+    else:
+        os.symlink("T1", folder)
+    frames = read_all(tmp_path)
+    assert [f.frame for f in frames] == list(FRAMES)
+    assert {f.problem for f in frames} == {reason}
+
+
+def test_a_looping_landmark_file_is_unreadable_not_missing(tmp_path):
+    write(tmp_path)
+    path = tmp_path / "2DFeatures/F001_T1.mat"
+    path.unlink()
+    os.symlink(path.name, path)
+    assert all(f.problem.startswith("landmark file unreadable") for f in read_all(tmp_path))
+
+
+# -- frame-to-landmark pairing, decided per sequence by the counts ------------------------------
+IMAGES = range(FIRST_FRAME - 3, FIRST_FRAME + len(FRAMES) + 2)   # the tracker's span: 11 frames
+
+
+def _pairing_of(frames):
+    [pairing] = {f.landmark_pairing for f in frames}
+    return pairing
+
+
+def test_one_entry_per_image_is_anchored_at_the_first_image(tmp_path):
+    write(tmp_path, frames={f: colour_image(f) for f in IMAGES},
+          landmarks={f: landmarks_of(f) for f in IMAGES}, landmark_entries="images")
+    frames = read_all(tmp_path, landmark_offset=1)   # the evidence decides, not the option
+    assert [f.frame for f in frames] == list(FRAMES)
+    for raw in frames:
+        assert raw.problem is None
+        np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
+    assert frames[0].landmark_source.endswith(f"F001_T1.mat#{FRAMES[0] - IMAGES[0]}")
+    assert _pairing_of(frames) == "first image"
+
+
+def test_one_entry_per_coded_frame_is_anchored_at_the_first_coded_frame(tmp_path):
+    write(tmp_path, frames={f: colour_image(f) for f in IMAGES},
+          landmarks={f: landmarks_of(f) for f in IMAGES})
+    frames = read_all(tmp_path, landmark_offset=1)
+    for raw in frames:
+        np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
+    assert _pairing_of(frames) == "first coded frame"
+
+
+def test_when_both_spans_or_neither_fit_the_option_decides(tmp_path):
+    write(tmp_path)   # images = coded frames: both spans are 6 frames
+    assert _pairing_of(read_all(tmp_path)) == "landmark_offset option (counts fit both spans)"
+    neither = tmp_path / "neither"
+    write(neither, frames={f: colour_image(f) for f in IMAGES})
+    # One entry more than the coded span, fewer than the images': it starts a frame early.
+    from pipeline.sources import matlab
+    pred = [None] + [matlab.to_matlab_pixels(landmarks_of(f)) for f in FRAMES]
+    matlab.write_v73_struct_field(neither / "2DFeatures/F001_T1.mat", "fit", "pred", pred)
+    frames = read_all(neither, landmark_offset=-1)
+    assert _pairing_of(frames) == "landmark_offset option (counts fit neither span)"
+    for raw in frames:
+        np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))

@@ -1,6 +1,7 @@
 """The train stage: schedules, coupled weight decay, checkpoints, exact resume, NaN stop, transfer."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,8 @@ import pytest
 from components.base import STARTED_FILE, Artifact, UserError, run_stage
 from components.train.component import TRAIN
 from components.train.schedule import CoupledDecaySGD, build_schedule, learning_rate
-from tests._tiny_records import write_tiny_dataset
+from tests._tiny_records import (draw_example, mean_face, write_manifest, write_records,
+                                  write_tiny_dataset)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"width_unit": 1, "crop_size": 32, "hidden_units": 16}
@@ -193,6 +195,39 @@ def test_joint_schedule_keeps_the_best_epoch_on_held_out_training_subjects(examp
     assert summary["best_epoch"] in (1, 2) and summary["schedule"][0]["nesterov"]
     best = f"epoch-{summary['best_epoch']:03d}"
     assert (out / "checkpoints" / best).is_dir()
+
+
+def test_a_corrupt_record_is_named_not_a_data_loss_traceback(examples, tmp_path):
+    copy = tmp_path / "examples"
+    shutil.copytree(examples, copy)
+    damaged = copy / "part3" / "data-00000-of-00001.tfrecord.gz"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF                      # same size: only the checksum tells
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="differs from .*manifest.json") as error:
+        run_stage(TRAIN, inputs={"examples": copy}, outputs={"model": tmp_path / "fold1"},
+                  parameters=_params(epochs=[1, 0, 0]), log=None)
+    assert str(damaged) in str(error.value)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_names_the_records_of_its_batch(tmp_path):
+    examples = write_tiny_dataset(tmp_path / "examples", per_part=6)
+    damaged = np.full((49, 2), 1e20, np.float32)        # its squared landmark error overflows
+    write_records(examples / "part2" / "late-00000-of-00001.tfrecord.gz",
+                  [draw_example(damaged, np.zeros(12), subject="S20", task="T7", frame=4242)])
+    manifest = json.loads((examples / "manifest.json").read_text())
+    write_manifest(examples, {"subjects": manifest["subjects"]})
+    with pytest.raises(UserError, match=r"NaN in epoch 1 .* Records \(subject task #frame\) of "
+                                        r"batch \d: ") as error:
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "fold1"},
+                  parameters=_params(epochs=[1, 0, 0]), log=None)
+    message = str(error.value)
+    bad_batch = message.split("Records (subject task #frame) of batch ")[1].split(":")[0]
+    named = message.split(f"batch {bad_batch}: ")[1].split(" and of batch")[0].rstrip(".")
+    assert "S20 T7 #4242" in named.split(", ")                 # in the batch whose loss broke
+    assert 1 <= len(named.split(", ")) <= 6                    # that batch, batch_size 6
+    assert message.count("S20 T7 #4242") == 1
 
 
 def test_missing_or_foreign_stats_are_clear_errors(tmp_path):

@@ -1,7 +1,8 @@
 """The Evaluate stage's contract: what it reads, writes and takes (the work is in executor.py).
 
 Inputs:
-  examples      the preprocessed dataset (examples/<dataset>/: part{1,2,3}/*.tfrecord.gz, stats.json)
+  examples      the preprocessed dataset (examples/<dataset>/: the part{1,2,3}/ files its
+                manifest.json lists, stats.json)
   model_fold1..model_fold3 (each optional, at least one): models/<dataset>/fold{k}/ holding
                 model.keras; fold k's model is tested on part k (it was trained on the other two)
 Output:
@@ -19,7 +20,7 @@ FOLDS = (1, 2, 3)
 SPEC = StageSpec(
     name="evaluate",
     description="per-AU F1 / accuracy and landmark error per fold and over the folds; report and figures",
-    inputs=(InputSpec("examples", help="preprocessed dataset: part{1,2,3}/*.tfrecord.gz + stats.json"),)
+    inputs=(InputSpec("examples", help="preprocessed dataset: the part files manifest.json lists + stats.json"),)
     + tuple(InputSpec(f"model_fold{k}", optional=True,
                       help=f"trained model folder (model.keras) tested on part {k}") for k in FOLDS),
     outputs=("evaluation",),

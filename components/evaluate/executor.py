@@ -19,6 +19,7 @@ from components.base import UserError, write_json_atomic
 from components.evaluate import report
 from components.evaluate.component import FOLDS
 from components.evaluate.model_io import check_au_set, data_aus, load_model, model_path
+from pipeline.manifest import corrupt_record_error
 from schemas.face import au_name
 
 METRICS_FILE = "metrics.json"
@@ -106,14 +107,15 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
     model = load_model(model_dir)
     check_au_set(model, model_dir, examples_dir)
     crop = model.config.crop_size
-    dataset = make_dataset(part_files(examples_dir, [fold]), len(aus), crop, training=False,
+    files = part_files(examples_dir, [fold])
+    dataset = make_dataset(files, len(aus), crop, training=False,
                            batch_size=parameters["batch_size"], keep_metadata=True)
     infer = tf.function(lambda x: model(x, training=False),  # one trace for every batch size
                         input_signature=[tf.TensorSpec([None, crop, crop, 3], tf.float32)])
 
     picker = _SamplePicker(parameters["figure_samples"])
     probabilities, predicted, labels, true, inter_ocular, meta = [], [], [], [], [], []
-    for images, target in dataset:
+    for images, target in _batches(dataset, examples_dir, files):
         output = {name: value.numpy() for name, value in infer(images).items()}
         batch_labels = target["au"].numpy().astype(np.int64)
         probabilities.append(output["au_probability"])
@@ -148,6 +150,21 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
                 "present": (probabilities >= parameters["threshold"]).astype(np.int64),
                 "landmarks": aligned, "errors": errors}
     return entry, picker.samples(), rows
+
+
+def _batches(dataset, examples_dir, files):
+    """The dataset's batches; a record damaged after part_files checked it is named (a UserError)
+    instead of TensorFlow's DataLossError, which names no file."""
+    import tensorflow as tf
+    batches = iter(dataset)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as error:
+            raise corrupt_record_error(examples_dir, files, error) from None
+        yield batch
 
 
 class _SamplePicker:

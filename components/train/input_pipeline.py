@@ -23,7 +23,6 @@ A training run restarted at epoch e therefore sees exactly the batches it would 
 """
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
@@ -48,16 +47,11 @@ def center_offset(crop_size: int) -> int:
 
 
 def part_files(examples_dir: str | os.PathLike, parts) -> list[str]:
-    """The sorted TFRecord files of the given parts (1-based) of a preprocessed dataset."""
-    files = []
-    for part in parts:
-        found = sorted(glob.glob(os.path.join(os.fspath(examples_dir), f"part{part}", "*.tfrecord*")))
-        if not found:
-            from components.base import UserError
-            raise UserError(f"no TFRecord files in {os.path.join(os.fspath(examples_dir), f'part{part}')}; "
-                            "run the preprocess stage first")
-        files.extend(found)
-    return files
+    """The TFRecord files of the given parts (1-based) as the dataset's manifest.json lists them,
+    each checked against its recorded size and sha256 first (pipeline.manifest: what the check
+    costs, and what a file damaged later gives). A file the manifest does not list is not read."""
+    from pipeline.manifest import listed_files
+    return listed_files(examples_dir, parts)
 
 
 def normalize_pixels(image_uint8: tf.Tensor) -> tf.Tensor:
@@ -139,7 +133,8 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
                  num_examples: int | None = None) -> tf.data.Dataset:
     """The batched dataset of one epoch (training) or of one pass (evaluation).
 
-    keep_metadata: add "subject", "task", "frame" to the labels dict (for evaluation reports).
+    keep_metadata: add "subject", "task", "frame" to the labels dict (evaluation reports, and
+      naming the records of a training batch whose loss was not finite).
     subject_split: ("validation", subjects) keeps only these subjects' examples, ("train",
       subjects) all others: a subject-exclusive hold-out inside the training parts.
     num_examples: the number of examples (count_examples), so that Keras knows the epoch length.
@@ -165,6 +160,9 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
             example = parse_examples(serialized, num_aus)
             image, labels = transform_example(
                 example, crop_size, True, tf.stack([tf.constant(epoch_seed, tf.int64), index]))
+            if keep_metadata:
+                labels.update(subject=example["subject"], task=example["task"],
+                              frame=example["frame"])
             return image, labels
         ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:

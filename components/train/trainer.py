@@ -32,6 +32,7 @@ import numpy as np
 from components.base import UserError, read_json, write_json_atomic
 from components.train import input_pipeline as ip
 from components.train.schedule import CoupledDecaySGD, Phase, learning_rate
+from pipeline.manifest import corrupt_record_error
 
 CHECKPOINT_STATE = "state.json"
 
@@ -183,10 +184,25 @@ class _NanStop:
 
             def on_train_batch_end(self, batch, logs=None):
                 loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)):
+                if loss is not None and not math.isfinite(float(loss)) and self.bad_batch is None:
                     self.bad_batch = batch
                     self.model.stop_training = True
         return NanStop()
+
+
+def _suspects(dataset, bad_batch) -> str:
+    """The records of the batch whose loss was not finite and of the one before it (its update
+    produced the weights that loss was computed with), as "subject task #frame". `dataset` is the
+    epoch's data again (the same order: a function of seed and epoch), read up to that batch."""
+    if bad_batch is None:
+        return ""
+    named = []
+    for index, (_, labels) in enumerate(dataset.take(bad_batch + 1)):
+        if index >= bad_batch - 1:
+            records = ", ".join(f"{s.decode()} {t.decode()} #{f}" for s, t, f in zip(
+                labels["subject"].numpy(), labels["task"].numpy(), labels["frame"].numpy()))
+            named.append(f"batch {index}: {records}")
+    return f" Records (subject task #frame) of {' and of '.join(reversed(named))}."
 
 
 def evaluate_model(model, dataset) -> dict:
@@ -269,6 +285,12 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
         log(f"{num_train} training examples in parts {list(train_parts)}")
 
+        def epoch_data(epoch, keep_metadata=False):   # the same batches for a given epoch
+            return ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
+                                   batch_size=batch_size, seed=seed, epoch=epoch,
+                                   shuffle_buffer=shuffle_buffer, subject_split=train_split,
+                                   num_examples=num_train, keep_metadata=keep_metadata)
+
         t_start = time.perf_counter()
         global_epoch = 0
         epochs_run = 0
@@ -292,10 +314,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 log(f"[fold] phase {phase.name} ({phase_index + 1}/{len(phases)}), "
                     f"epoch {epoch_in_phase + 1}/{phase.epochs} (overall {epoch + 1}/"
                     f"{total_epochs}), lr {lr:.3g}, training {', '.join(phase.modules)}")
-                data = ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
-                                       batch_size=batch_size, seed=seed, epoch=epoch,
-                                       shuffle_buffer=shuffle_buffer, subject_split=train_split,
-                                       num_examples=num_train)
+                data = epoch_data(epoch)
                 nan_stop = _NanStop.make()
                 steps_before = int(model.optimizer.iterations.numpy())
                 t0 = time.perf_counter()
@@ -306,10 +325,13 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                     last = latest_checkpoint(ckpt_dir)
                     where = f"the last good checkpoint is {last[0]}" if last else \
                         "no checkpoint was written before it"
+                    suspects = _suspects(epoch_data(epoch, keep_metadata=True),
+                                         nan_stop.bad_batch)
                     raise TrainingDiverged(
                         f"the training loss became NaN in epoch {epoch + 1} (phase {phase.name}"
                         f", batch {nan_stop.bad_batch}, lr {lr:.3g}); training stopped and "
-                        f"{where}. Lower the learning rate (--learning_rates) and run again.")
+                        f"{where}.{suspects} Check those records' labels (landmarks, inter-ocular "
+                        "distance), or lower the learning rate (--learning_rates), and run again.")
                 steps = int(model.optimizer.iterations.numpy()) - steps_before
                 entry = {"epoch": epoch + 1, "phase": phase.name, "epoch_in_phase": epoch_in_phase + 1,
                          "learning_rate": lr, "seconds": round(seconds, 2), "steps": steps,
@@ -352,6 +374,8 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             "final_train_landmark_error": final.get("landmark_error"),
             "transfer": transfer, "model_config": model_config.to_dict(),
         }
+    except tf.errors.DataLossError as error:   # a record damaged after part_files checked it
+        raise corrupt_record_error(examples_dir, files, error) from None
     finally:
         keras.config.set_dtype_policy(previous_policy)
 

@@ -10,13 +10,26 @@ Layout under the root:
   2DFeatures/<subject>_<task>.mat                MATLAB v7.3: fit(k).pred, a 49 x 2 matrix of
       1-based pixel coordinates per frame of the coded segment, [] where the tracker failed.
 
-Frame-to-landmark offset. The public record does not settle whether pred entry k belongs to frame
-k or k+1 of the coded segment. Frames are matched by the CSV's frame numbers: entry k is frame
-`first coded frame + k + landmark_offset`. Default landmark_offset = 0: the file has one entry per
-frame of the coded segment, so the plain reading is that both start at the segment's first frame,
-and a one-frame shift moves points by well under a pixel at 25 fps anyway. Pass 1 to test the
-other reading.
+Frame-to-landmark pairing, decided per sequence by evidence. A tracker runs over the image
+sequence, and the coded segment need not start at its first image, so the landmark file may hold
+one entry per frame of the images or one per frame of the coded segment. The counts decide:
+  entries = frames of the image span (first to last image number in the task folder)
+      -> entry k is frame `first image + k`                  ("first image")
+  entries = frames of the coded span (first to last coded frame; BP4D codes a contiguous segment,
+      so that is its number of rows)
+      -> entry k is frame `first coded frame + k`            ("first coded frame")
+  both spans fit, or neither does: the `landmark_offset` option decides,
+      -> entry k is frame `first coded frame + k + landmark_offset`
+Default landmark_offset = 0: the plain reading of a file with one entry per coded frame is that
+both start at the segment's first frame; a one-frame shift moves points by well under a pixel at
+25 fps anyway. Pass 1 to test the other reading. The choice made for each sequence is reported
+with its frames (RawFrame.landmark_pairing) and counted in the job's stats.json.
+
+Rows that cannot become an example keep their place in the count: a row repeating an earlier
+frame is marked "duplicate frame row" (the first is read). A file without rows, or a frame number
+that is not a whole number, makes the whole file unusable (DatasetLayoutError naming it).
 """
+import io
 import os
 import re
 from typing import Iterator
@@ -84,11 +97,16 @@ def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET) 
     landmarks_path = unit.paths["landmarks"]
     entries, file_problem = _read_pred(landmarks_path)
     images = _ImageFolder(unit.paths["images"], unit.subject)
-    start = int(frames.min()) if len(frames) else 0
+    anchor, pairing = landmark_anchor(len(entries), frames, images.numbers, landmark_offset)
+    seen = set()
     for frame, codes in zip(frames.tolist(), au):
-        entry = frame - start - landmark_offset
+        entry = frame - anchor
         image_path = images.path(frame)
-        problem = None if image_path else "image missing"
+        if frame in seen:
+            problem = f"duplicate frame row: frame {frame} is coded again in {unit.paths['labels']}"
+        else:
+            problem = images.problem or (None if image_path else "image missing")
+        seen.add(frame)
         landmarks = None
         if problem is None:
             landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
@@ -99,7 +117,22 @@ def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET) 
             dataset=unit.dataset, subject=unit.subject, task=unit.task, frame=frame,
             image=image, landmarks=landmarks if problem is None else None, au=codes,
             image_source=image_path or os.path.join(images.folder, image_name(unit.subject, frame)),
-            landmark_source=f"{landmarks_path}#{entry}", problem=problem)
+            landmark_source=f"{landmarks_path}#{entry}", problem=problem,
+            landmark_pairing=None if file_problem else pairing)
+
+
+def landmark_anchor(entries: int, frames: np.ndarray, image_numbers,
+                    landmark_offset: int = DEFAULT_LANDMARK_OFFSET) -> tuple[int, str]:
+    """(the frame landmark entry 0 belongs to, how that was decided): see the module doc."""
+    first_coded = int(frames.min())
+    fits_coded = entries == int(frames.max()) - first_coded + 1
+    fits_images = bool(image_numbers) and entries == max(image_numbers) - min(image_numbers) + 1
+    if fits_images and not fits_coded:
+        return min(image_numbers), "first image"
+    if fits_coded and not fits_images:
+        return first_coded, "first coded frame"
+    return first_coded + landmark_offset, \
+        f"landmark_offset option (counts fit {'both spans' if fits_coded else 'neither span'})"
 
 
 def read_au_codes(path) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +140,9 @@ def read_au_codes(path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, encoding="utf-8-sig") as f:
             header = [name.strip().strip('"') for name in f.readline().split(",")]
-            values = np.loadtxt(f, delimiter=",", ndmin=2, dtype=np.float64)
+            rows = f.read()
+        values = np.loadtxt(io.StringIO(rows), delimiter=",", ndmin=2, dtype=np.float64) \
+            if rows.strip() else np.zeros((0, len(header)))
     except (OSError, ValueError, UnicodeDecodeError) as error:
         raise DatasetLayoutError(
             f"cannot read BP4D AU codes {path!r}: {error}; expected a comma-separated file with one "
@@ -127,14 +162,25 @@ def read_au_codes(path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetLayoutError(
             f"BP4D AU codes {path!r}: rows have {values.shape[1]} values but the header names "
             f"{len(header)} columns; replace the file with the original")
-    raw = values[:, [columns[au] for au in AUS]] if len(values) else np.zeros((0, len(AUS)))
+    if not len(values):
+        raise DatasetLayoutError(
+            f"BP4D AU codes {path!r} have a header but no frame rows, so the sequence would add "
+            f"nothing; replace the file with the original or move it out of {LABELS_DIR}/")
+    fractional = np.flatnonzero(values[:, 0] != np.round(values[:, 0]))
+    if len(fractional):
+        raise DatasetLayoutError(
+            f"BP4D AU codes {path!r}: frame number {values[fractional[0], 0]:g} (row "
+            f"{fractional[0] + 1} after the header) is not a whole number; the frame it codes is "
+            f"unknown — replace the file with the original")
+    raw = values[:, [columns[au] for au in AUS]]
     codes = np.where(raw == 1, 1, np.where(raw == 0, 0, -1)).astype(np.int64)
-    return values[:, 0].astype(np.int64) if len(values) else np.zeros(0, np.int64), codes
+    return values[:, 0].astype(np.int64), codes
 
 
 def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict, codes: dict,
                    header_style: str = "numbered", au_folder: str = "AU_OCC",
-                   landmark_offset: int = DEFAULT_LANDMARK_OFFSET) -> None:
+                   landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
+                   landmark_entries: str = "coded") -> None:
     """Write one subject-task in BP4D's raw layout.
 
     frames     {frame: RGB uint8 image, or bytes written verbatim (a corrupt JPEG)}; a frame listed
@@ -143,7 +189,9 @@ def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict,
     codes      {frame: {AU number: 0, 1 or 9}}; AUs not given are written as 9 (not coded)
     header_style  "numbered" (100 columns 0..99) or "named" (frame, then AU01, AU02, ...)
     au_folder     "AU_OCC" (AUCoding/AU_OCC/) or "flat" (AUCoding/)
-    landmark_offset  pred entry k is frame first_coded + k + landmark_offset (see module doc)
+    landmark_entries "coded": one pred entry per frame of the coded span, entry k is frame
+                     first_coded + k + landmark_offset; "images": one per frame from the first to
+                     the last image in `frames`, entry k is frame first_image + k (see module doc)
     """
     root = os.fspath(root)
     image_folder = os.path.join(root, IMAGES_DIR, subject, task)
@@ -152,13 +200,18 @@ def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict,
         imageio.write_jpeg(os.path.join(image_folder, image_name(subject, frame)), image)
     _write_au_codes(_label_path(root, subject, task, au_folder), codes, header_style)
 
-    start, stop = min(codes), max(codes) + 1
+    if landmark_entries == "coded":
+        start, stop = min(codes) + landmark_offset, max(codes) + 1 + landmark_offset
+    elif landmark_entries == "images":
+        start, stop = min(frames), max(frames) + 1
+    else:
+        raise ValueError(f"landmark_entries must be 'coded' or 'images', not {landmark_entries!r}")
     pred = []
-    for k in range(stop - start):
-        points = landmarks.get(start + k + landmark_offset)
+    for frame in range(start, stop):
+        points = landmarks.get(frame)
         if points is not None and np.shape(points) != (NUM_LANDMARKS, 2):
-            raise ValueError(f"landmarks of frame {start + k + landmark_offset} have shape "
-                             f"{np.shape(points)}, expected ({NUM_LANDMARKS}, 2)")
+            raise ValueError(f"landmarks of frame {frame} have shape {np.shape(points)}, "
+                             f"expected ({NUM_LANDMARKS}, 2)")
         pred.append(None if points is None else matlab.to_matlab_pixels(points))
     os.makedirs(os.path.join(root, LANDMARKS_DIR), exist_ok=True)
     matlab.write_v73_struct_field(os.path.join(root, LANDMARKS_DIR, f"{subject}_{task}.mat"),
@@ -203,7 +256,7 @@ def _label_files(root) -> dict[tuple[str, str], str]:
 
 def _read_pred(path) -> tuple[list, str | None]:
     """(fit.pred entries, None), or ([], reason) when the whole landmark file is unusable."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):   # a dangling or looping link is there, but unreadable
         return [], "landmark file missing"
     try:
         return matlab.read_v73_struct_field(path, "fit", "pred"), None
@@ -225,14 +278,20 @@ def _landmarks(entries: list, entry: int) -> tuple[np.ndarray | None, str | None
 
 
 class _ImageFolder:
-    """One listing of a sequence's image folder, so each frame costs no extra file-system call."""
+    """One listing of a sequence's image folder, so each frame costs no extra file-system call.
+
+    `problem` is set when the folder exists but cannot be listed (not a folder, no permission, a
+    symbolic link loop): every frame of the sequence then carries it instead of "image missing".
+    """
 
     def __init__(self, folder: str, subject: str):
-        self.folder, self.subject = folder, subject
+        self.folder, self.subject, self.problem = folder, subject, None
         try:
             names = os.listdir(folder)
-        except OSError:
+        except FileNotFoundError:
             names = []
+        except OSError as error:
+            names, self.problem = [], f"image folder unreadable: {error.strerror or error}"
         self._names = set(names)
         # A copy padded differently from the rule is still found by its number.
         self._by_number = {}
@@ -240,6 +299,7 @@ class _ImageFolder:
             stem, ext = os.path.splitext(name)
             if ext.lower() == ".jpg" and stem.isdigit():
                 self._by_number[int(stem)] = name
+        self.numbers = sorted(self._by_number)
 
     def path(self, frame: int) -> str | None:
         name = image_name(self.subject, frame)

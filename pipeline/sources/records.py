@@ -29,6 +29,8 @@ class RawFrame:
     landmark_source file the landmarks come from; for BP4D "<path>#<pred entry>"
     problem         None when the frame is usable, else a short reason ("image missing",
                     "no landmarks", "image unreadable: ...") for the rejected log
+    landmark_pairing  how the sequence's landmark entries were paired with frames (BP4D: "first
+                    image", ...; see pipeline.sources.bp4d), None where nothing had to be decided
     """
     dataset: str
     subject: str
@@ -40,3 +42,4 @@ class RawFrame:
     image_source: str
     landmark_source: str
     problem: str | None = None
+    landmark_pairing: str | None = None
