@@ -101,7 +101,8 @@ def forms_mode(quick: bool) -> dict:
 
     def sequential(inputs):
         maps_in, features_in = inputs
-        refined = tf.concat([r(maps_in[..., i:i + 1], training=True) for i, r in enumerate(refines)], -1)
+        refined = tf.concat([r(maps_in[..., i:i + 1], training=True)[1]  # (logit, map)
+                             for i, r in enumerate(refines)], -1)
         pooled = [s(features_in * refined[..., i:i + 1], training=True) for i, s in enumerate(stacks)]
         return tf.add_n(pooled)
 

@@ -10,6 +10,7 @@ from schemas.face import AU_SETS, NUM_LANDMARKS
 REGION_LAYERS = ("hmr", "region")
 INITIAL_ATTENTIONS = ("gaussian", "uniform")
 LOCAL_MERGES = ("sum", "mean")
+INITIALIZATIONS = ("caffe", "pytorch", "keras")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class JaaNetConfig:
     gradient_enhancement: bool = True
     initial_attention: str = "gaussian"  # "uniform" = the paper's "w/o GA" (xi = 0)
     local_merge: str = "sum"             # paper and Caffe sum the AU branches; PyTorch averages
+    # How fresh weights are drawn (jaa_keras.layers.initialization): "caffe" as the paper's own
+    # release, "pytorch" as the PyTorch release, "keras" Keras' defaults. Not part of the network's
+    # identity: configs differing only here compare equal (a model seeds or resumes another).
+    initialization: str = dataclasses.field(default="caffe", compare=False)
 
     def __post_init__(self):
         if self.region_layer not in REGION_LAYERS:
@@ -41,6 +46,9 @@ class JaaNetConfig:
                 f"initial_attention must be one of {INITIAL_ATTENTIONS}, got {self.initial_attention!r}")
         if self.local_merge not in LOCAL_MERGES:
             raise ValueError(f"local_merge must be one of {LOCAL_MERGES}, got {self.local_merge!r}")
+        if self.initialization not in INITIALIZATIONS:
+            raise ValueError(
+                f"initialization must be one of {INITIALIZATIONS}, got {self.initialization!r}")
         if self.crop_size % 16:
             # The second region layer cuts a crop/2 map into 8x8 patches.
             raise ValueError(f"crop_size must be a multiple of 16, got {self.crop_size}")
@@ -79,6 +87,8 @@ class JaaNetConfig:
     def from_dict(cls, values: dict) -> "JaaNetConfig":
         values = dict(values)
         values["aus"] = tuple(values["aus"])
+        # Models saved before the field existed were drawn with Keras' defaults.
+        values.setdefault("initialization", "keras")
         return cls(**values)
 
 

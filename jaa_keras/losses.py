@@ -20,15 +20,23 @@ unknown labels we divide the weighted sum over the KNOWN entries by the NUMBER o
   AU (one known label of an AU in a batch would count B times), and not by the sum of the weights
   (that would cancel w_i for a sample with a single known label and undo the class weighting).
 * A batch whose labels are all unknown gives exactly 0 (and zero gradients), never NaN.
+
+Cross-entropies from logits
+---------------------------
+E_softmax takes each AU's log-odds x = z_present - z_absent (the model's `au_logit`) and E_r the
+refinement's logits (`attention_logit`), as both authors' releases do (PyTorch: log_softmax +
+NLLLoss for the AUs, BCELoss for E_r; Caffe: SoftmaxWithLoss and SigmoidCrossEntropyLoss). Per
+entry the cross-entropy with target t is t * softplus(-x) + (1 - t) * softplus(x), whose gradient
+sigmoid(x) - t stays near -1 or 1 however confidently wrong x is. Computed from clipped
+probabilities instead, every entry beyond the clip (|x| > ~16 in float32) gets no gradient at all,
+and a freshly initialised summed-branch network puts most of its AU outputs there. The Dice loss
+is a function of the probabilities themselves and takes `au_probability`.
 """
 import numpy as np
 from keras import ops
 
 from schemas.example import UNKNOWN_LABEL
 
-# Probabilities are clipped to [EPSILON, 1 - EPSILON] before a log (Keras' own default epsilon;
-# 1 - 1e-7 is representable in float32). The clip keeps losses and gradients finite at 0 and 1.
-EPSILON = 1e-7
 # Dice smooth term (the paper's epsilon in Eq. 7; FACTS section 6: 1).
 DICE_SMOOTH = 1.0
 # Floor on the inter-ocular distance (pixels) so one corrupt example cannot produce inf/NaN.
@@ -51,26 +59,30 @@ def _masked_weighted_mean(terms, labels, weights):
     return total / ops.maximum(ops.sum(known), 1.0)
 
 
-def _au_inputs(labels, probabilities):
+def _au_inputs(labels, predictions):
     labels = ops.convert_to_tensor(labels)
-    probabilities = ops.cast(probabilities, "float32")
+    predictions = ops.cast(predictions, "float32")
     # Unknown entries get target 0 so their (masked-out) terms stay finite.
     targets = ops.cast(ops.where(ops.equal(labels, UNKNOWN_LABEL), 0, labels), "float32")
-    return labels, targets, probabilities
+    return labels, targets, predictions
 
 
-def au_softmax_loss(labels, probabilities, weights=None, epsilon: float = EPSILON):
-    """Weighted multi-label softmax loss E_softmax (Eq. 6), masked.
+def sigmoid_cross_entropy(targets, logits):
+    """-[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] per entry, from the logits x (module doc)."""
+    return targets * ops.softplus(-logits) + (1.0 - targets) * ops.softplus(logits)
 
-    labels: (B, n_au) int, 1 / 0 / -1 (unknown). probabilities: (B, n_au) P(present) = the second
-    class of each AU's 2-way softmax, so P(absent) = 1 - P(present). weights: (n_au,) w_i or None
-    (all 1). Per entry: -w_i [p log p_hat + (1 - p) log(1 - p_hat)], p_hat clipped to
-    [epsilon, 1 - epsilon]; normalised over the known entries as the module docstring says.
+
+def au_softmax_loss(labels, logits, weights=None):
+    """Weighted multi-label softmax loss E_softmax (Eq. 6), masked, from the AU log-odds.
+
+    labels: (B, n_au) int, 1 / 0 / -1 (unknown). logits: (B, n_au) log-odds
+    x = z_present - z_absent of each AU's 2-way softmax, so p_hat = P(present) = sigmoid(x) and
+    log p_hat = -softplus(-x), log(1 - p_hat) = -softplus(x). weights: (n_au,) w_i or None (all 1).
+    Per entry: -w_i [p log p_hat + (1 - p) log(1 - p_hat)]; normalised over the known entries as
+    the module docstring says.
     """
-    labels, targets, probabilities = _au_inputs(labels, probabilities)
-    clipped = ops.clip(probabilities, epsilon, 1.0 - epsilon)
-    cross_entropy = -(targets * ops.log(clipped) + (1.0 - targets) * ops.log(1.0 - clipped))
-    return _masked_weighted_mean(cross_entropy, labels, _au_weights(weights))
+    labels, targets, logits = _au_inputs(labels, logits)
+    return _masked_weighted_mean(sigmoid_cross_entropy(targets, logits), labels, _au_weights(weights))
 
 
 def au_dice_loss(labels, probabilities, weights=None, smooth: float = DICE_SMOOTH):
@@ -101,17 +113,16 @@ def alignment_loss(true_landmarks, predicted_landmarks, inter_ocular):
     return ops.mean(squared / (2.0 * ops.square(distance)))
 
 
-def attention_refine_loss(initial_maps, refined_maps, epsilon: float = EPSILON):
-    """Attention refinement constraint E_r (Eq. 4), mean over the batch.
+def attention_refine_loss(initial_maps, refined_logits):
+    """Attention refinement constraint E_r (Eq. 4), mean over the batch, from the refinement logits.
 
-    initial_maps: (B, F, F, n_au) targets v in [0, 1]; refined_maps: same shape, the refinement
-    branch's sigmoid outputs v_hat (clipped to [epsilon, 1 - epsilon] for the log). Per image:
-    -sum over AUs and map points of [v log v_hat + (1 - v) log(1 - v_hat)] (SUMMED, as the paper;
-    the PyTorch release averages over points and compensates with lambda2 = 1e-4 instead of 1e-7).
+    initial_maps: (B, F, F, n_au) targets v in [0, 1]; refined_logits: same shape, the refinement
+    branch's logits, whose sigmoid is the refined map v_hat. Per image: -sum over AUs and map
+    points of [v log v_hat + (1 - v) log(1 - v_hat)] (SUMMED, as the paper; the PyTorch release
+    averages over points and compensates with lambda2 = 1e-4 instead of 1e-7).
     """
     targets = ops.cast(initial_maps, "float32")
-    clipped = ops.clip(ops.cast(refined_maps, "float32"), epsilon, 1.0 - epsilon)
-    cross_entropy = -(targets * ops.log(clipped) + (1.0 - targets) * ops.log(1.0 - clipped))
+    cross_entropy = sigmoid_cross_entropy(targets, ops.cast(refined_logits, "float32"))
     per_image = ops.sum(ops.reshape(cross_entropy, (ops.shape(cross_entropy)[0], -1)), axis=-1)
     return ops.mean(per_image)
 
@@ -125,9 +136,10 @@ class JaaNetLoss:
 
     __call__(y_true, y_pred) -> {"loss", "au_softmax", "au_dice", "align", "refine"}, float32 scalars.
       y_true: "au" (B, n_au) int with -1 unknown, "landmarks" (B, 98), "inter_ocular" (B,).
-      y_pred: the model's output dict: "au_probability", "landmarks", "attention",
-              "attention_initial". With config.attention_refinement False the refined maps are not
-              learned, E_r is not computed and "refine" is 0 (the attention keys may be absent).
+      y_pred: the model's output dict: "au_logit" (E_softmax), "au_probability" (E_dice),
+              "landmarks", "attention_logit" and "attention_initial" (E_r). With
+              config.attention_refinement False the refined maps are not learned, E_r is not
+              computed and "refine" is 0 (the attention keys may be absent).
     """
 
     def __init__(self, config, au_weights=None, lambda_align=None, lambda_refine=None):
@@ -146,14 +158,14 @@ class JaaNetLoss:
 
     def __call__(self, y_true: dict, y_pred: dict) -> dict:
         labels = y_true["au"]
-        probabilities = y_pred["au_probability"]
         parts = {
-            "au_softmax": au_softmax_loss(labels, probabilities, self.au_weights),
-            "au_dice": au_dice_loss(labels, probabilities, self.au_weights),
+            "au_softmax": au_softmax_loss(labels, y_pred["au_logit"], self.au_weights),
+            "au_dice": au_dice_loss(labels, y_pred["au_probability"], self.au_weights),
             "align": alignment_loss(y_true["landmarks"], y_pred["landmarks"], y_true["inter_ocular"]),
         }
         if self.refinement:
-            parts["refine"] = attention_refine_loss(y_pred["attention_initial"], y_pred["attention"])
+            parts["refine"] = attention_refine_loss(y_pred["attention_initial"],
+                                                    y_pred["attention_logit"])
         else:
             parts["refine"] = ops.zeros((), dtype="float32")
         total = (parts["au_softmax"] + parts["au_dice"] + self.lambda_align * parts["align"]

@@ -20,8 +20,15 @@ LOSS_PARTS = ("au_softmax", "au_dice", "align", "refine")
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
 class JaaNet(keras.Model):
-    """Input: (B, crop, crop, 3) RGB in [-1, 1]. Output: a dict with `au_probability` (B, n_au),
-    `landmarks` (B, 2*L) in crop pixels, `attention` and `attention_initial` (B, crop/4, crop/4, n_au).
+    """Input: (B, crop, crop, 3) RGB in [-1, 1]. Output: a dict with
+      `au_probability` (B, n_au)  P(present), class 1 of each AU's 2-way softmax;
+      `au_logit` (B, n_au)        its log-odds z_present - z_absent, P = sigmoid(au_logit);
+      `landmarks` (B, 2*L)        in crop pixels;
+      `attention`, `attention_initial` (B, crop/4, crop/4, n_au)  refined and initial AU maps;
+      `attention_logit` (same)    the refined maps' logits (only with attention refinement).
+    The losses take the logits, as both authors' releases do, so that a confidently wrong output
+    still gets a gradient (jaa_keras.losses); metrics and serving use the probabilities. The
+    heads and the refined maps are float32 under mixed precision.
     """
 
     def __init__(self, config: JaaNetConfig | dict, **kwargs):
@@ -30,19 +37,21 @@ class JaaNet(keras.Model):
         self.jaa_config = config
         branches = hierarchical_branches if config.region_layer == "hmr" else plain_region_branches
         first, second = config.region_channels
-        self.region1 = RegionLayer(first, branches(first), name="region1")
-        self.region2 = RegionLayer(second, branches(second), name="region2")
-        self.alignment_features = FeatureStack(config.stack_channels, name="alignment_features")
-        self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units,
+        init = config.initialization
+        self.region1 = RegionLayer(first, branches(first), init, name="region1")
+        self.region2 = RegionLayer(second, branches(second), init, name="region2")
+        self.alignment_features = FeatureStack(config.stack_channels, init, name="alignment_features")
+        self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units, init,
                                         name="alignment_head")
-        self.global_features = FeatureStack(config.stack_channels, name="global_features")
+        self.global_features = FeatureStack(config.stack_channels, init, name="global_features")
         self.attention = AdaptiveAttention(
             config.aus, config.crop_size, config.width_unit, config.zeta,
             xi=config.xi if config.initial_attention == "gaussian" else 0.0,
             refinement=config.attention_refinement,
             enhancement=config.lambda_enhance if config.gradient_enhancement else None,
-            merge=config.local_merge, name="attention")
-        self.au_head = AUHead(config.num_aus, config.hidden_units, name="au_head")
+            merge=config.local_merge, initialization=init, name="attention")
+        self.au_head = AUHead(config.num_aus, config.hidden_units, initialization=init,
+                              name="au_head")
         self.objective = None
         # Training progress: the objective's parts and the two headline metrics.
         self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
@@ -57,11 +66,13 @@ class JaaNet(keras.Model):
         features = self.region2(self.region1(images, training=training), training=training)
         alignment = self.alignment_features(features, training=training)
         landmarks = self.alignment_head(alignment)
-        local, refined, initial = self.attention(features, landmarks, training=training)
+        attention = self.attention(features, landmarks, training=training)
+        local = attention.pop("local")
         global_features = self.global_features(features, training=training)
-        au_probability = self.au_head(ops.concatenate([alignment, global_features, local], axis=-1))
-        return {"au_probability": au_probability, "landmarks": landmarks,
-                "attention": refined, "attention_initial": initial}
+        au_logit, au_probability = self.au_head(
+            ops.concatenate([alignment, global_features, local], axis=-1))
+        return {"au_probability": au_probability, "au_logit": au_logit, "landmarks": landmarks,
+                **attention}
 
     def module_layers(self, module: str) -> list:
         """The layers of one of the paper's modules: region, alignment, global, attention, au_head."""

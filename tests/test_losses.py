@@ -17,6 +17,10 @@ PROBS = np.array([[0.8, 0.3, 0.9],
 WEIGHTS = np.array([0.5, 1.0, 2.0], np.float32)
 
 
+def logit(p):
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
 def value(tensor):
     return float(np.asarray(tensor))
 
@@ -62,9 +66,9 @@ def test_softmax_loss_by_hand():
              1.0 * -math.log(0.6),   # [1,1] p=1 q=0.6
              2.0 * -math.log(0.5)]   # [1,2] p=1 q=0.5
     expected = sum(terms) / 5
-    assert value(au_softmax_loss(LABELS, PROBS, WEIGHTS)) == pytest.approx(expected, rel=1e-6)
+    assert value(au_softmax_loss(LABELS, logit(PROBS), WEIGHTS)) == pytest.approx(expected, rel=1e-6)
     unweighted = (2 * -math.log(0.8) - math.log(0.7) - math.log(0.6) - math.log(0.5)) / 5
-    assert value(au_softmax_loss(LABELS, PROBS)) == pytest.approx(unweighted, rel=1e-6)
+    assert value(au_softmax_loss(LABELS, logit(PROBS))) == pytest.approx(unweighted, rel=1e-6)
 
 
 def test_softmax_loss_all_known_is_the_papers_mean():
@@ -75,8 +79,21 @@ def test_softmax_loss_all_known_is_the_papers_mean():
     # (1/B) sum_b (1/n_au) sum_i w_i CE_bi
     per_sample = [np.sum(weights * -(labels[b] * np.log(probs[b]) + (1 - labels[b]) * np.log(1 - probs[b])))
                   / 4 for b in range(7)]
-    assert value(au_softmax_loss(labels, probs.astype(np.float32), weights)) == pytest.approx(
+    assert value(au_softmax_loss(labels, logit(probs), weights)) == pytest.approx(
         np.mean(per_sample), rel=1e-5)
+
+
+def test_softmax_loss_gives_a_confidently_wrong_logit_its_full_gradient():
+    # d/dx of w * CE(t, sigmoid(x)) / n_known = w * (sigmoid(x) - t) / n_known: +-w / 5 at |x| = 30
+    # (computed from clipped probabilities it was exactly 0 beyond the clip).
+    logits = tf.Variable([[30.0, -30.0, 30.0],    # [0,0] right, [0,1] right, [0,2] unknown
+                          [30.0, -30.0, -30.0]])  # [1,0] wrong, [1,1] wrong, [1,2] wrong
+    with tf.GradientTape() as tape:
+        loss = au_softmax_loss(LABELS, logits, WEIGHTS)
+    gradient = tape.gradient(loss, logits).numpy()
+    np.testing.assert_allclose(gradient[1], [0.5 / 5, -1.0 / 5, -2.0 / 5], rtol=1e-6)
+    np.testing.assert_allclose(gradient[0], 0.0, atol=1e-13)
+    assert value(loss) == pytest.approx((0.5 + 1.0 + 2.0) * 30 / 5, rel=1e-6)
 
 
 # --- E_dice (Eq. 7) ----------------------------------------------------------------------------
@@ -98,23 +115,27 @@ def test_dice_is_zero_for_perfect_predictions():
 
 # --- masking -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("loss", [au_softmax_loss, au_dice_loss])
-def test_unknown_entries_do_not_matter(loss):
+# Each AU loss with the outputs it takes: log-odds for E_softmax, probabilities for E_dice.
+AU_LOSSES = [(au_softmax_loss, (-30.0, 30.0, 0.123)), (au_dice_loss, (0.0, 1.0, 0.123))]
+
+
+@pytest.mark.parametrize("loss, extremes", AU_LOSSES)
+def test_unknown_entries_do_not_matter(loss, extremes):
     rng = np.random.default_rng(2)
     labels = rng.integers(-1, 2, (16, 5))
     probs = rng.uniform(0, 1, (16, 5)).astype(np.float32)
     other = probs.copy()
     unknown = labels == -1
     assert unknown.any()
-    other[unknown] = rng.choice([0.0, 1.0, 0.123], size=unknown.sum())
+    other[unknown] = rng.choice(extremes, size=unknown.sum())
     weights = rng.uniform(0.2, 2, 5)
     assert value(loss(labels, probs, weights)) == pytest.approx(value(loss(labels, other, weights)), rel=1e-6)
 
 
-@pytest.mark.parametrize("loss", [au_softmax_loss, au_dice_loss])
-def test_all_unknown_batch_gives_zero_and_zero_gradient(loss):
+@pytest.mark.parametrize("loss, extremes", AU_LOSSES)
+def test_all_unknown_batch_gives_zero_and_zero_gradient(loss, extremes):
     labels = -np.ones((4, 3), np.int64)
-    probs = tf.Variable(np.array([[0.0, 1.0, 0.5]] * 4, np.float32))
+    probs = tf.Variable(np.array([extremes] * 4, np.float32))
     with tf.GradientTape() as tape:
         result = loss(labels, probs, WEIGHTS)
     gradient = tape.gradient(result, probs)
@@ -122,10 +143,11 @@ def test_all_unknown_batch_gives_zero_and_zero_gradient(loss):
     assert np.all(np.asarray(gradient) == 0.0)
 
 
-@pytest.mark.parametrize("loss", [au_softmax_loss, au_dice_loss])
-def test_gradients_finite_at_zero_and_one(loss):
+@pytest.mark.parametrize("loss, extremes", [(au_softmax_loss, (-1e4, 1e4)), (au_dice_loss, (0.0, 1.0))])
+def test_gradients_finite_at_the_extremes(loss, extremes):
     labels = np.array([[1, 0, 1, 0]])
-    probs = tf.Variable(np.array([[0.0, 1.0, 1.0, 0.0]], np.float32))
+    low, high = extremes
+    probs = tf.Variable(np.array([[low, high, high, low]], np.float32))
     with tf.GradientTape() as tape:
         result = loss(labels, probs)
     gradient = np.asarray(tape.gradient(result, probs))
@@ -163,16 +185,23 @@ def test_refine_loss_by_hand():
     # every other (image, AU) map: target 0, prediction 0.5 -> 4 points of -log .5
     other_map = 4 * -math.log(0.5)
     expected = ((image0_au0 + other_map) + (2 * other_map)) / 2
-    assert value(attention_refine_loss(initial, refined)) == pytest.approx(expected, rel=1e-6)
+    assert value(attention_refine_loss(initial, logit(refined))) == pytest.approx(expected, rel=1e-6)
 
 
-def test_refine_loss_gradient_finite_at_saturation():
-    initial = np.array([[[[1.0], [0.0]], [[0.3], [1.0]]]], np.float32)
-    refined = tf.Variable(np.array([[[[0.0], [1.0]], [[1.0], [1.0]]]], np.float32))
+def test_refine_loss_gives_a_confidently_wrong_logit_its_full_gradient():
+    # Summed over points, mean over B = 2 images: d E_r / dx = (sigmoid(x) - v) / 2 at every point.
+    initial = np.zeros((2, 2, 2, 1), np.float32)
+    initial[0, 0, 0, 0], initial[0, 1, 1, 0] = 1.0, 0.3
+    logits = tf.Variable(np.full((2, 2, 2, 1), -30.0, np.float32))
+    logits[0, 1, 0, 0].assign(30.0)
     with tf.GradientTape() as tape:
-        result = attention_refine_loss(initial, refined)
+        result = attention_refine_loss(initial, logits)
+    gradient = tape.gradient(result, logits).numpy()
+    assert gradient[0, 0, 0, 0] == pytest.approx(-1.0 / 2, rel=1e-6)  # target 1, x = -30
+    assert gradient[0, 1, 0, 0] == pytest.approx(1.0 / 2, rel=1e-6)   # target 0, x = 30
+    assert gradient[0, 1, 1, 0] == pytest.approx(-0.3 / 2, rel=1e-6)
+    np.testing.assert_allclose(gradient[1], 0.0, atol=1e-13)
     assert np.isfinite(value(result))
-    assert np.all(np.isfinite(np.asarray(tape.gradient(result, refined))))
 
 
 # --- JaaNetLoss --------------------------------------------------------------------------------
@@ -181,9 +210,11 @@ def _batch(rng, batch=3, num_aus=3, feature=4):
     y_true = {"au": rng.integers(-1, 2, (batch, num_aus)),
               "landmarks": rng.uniform(0, 64, (batch, 98)).astype(np.float32),
               "inter_ocular": rng.uniform(15, 30, (batch,)).astype(np.float32)}
-    y_pred = {"au_probability": rng.uniform(0, 1, (batch, num_aus)).astype(np.float32),
+    au_logit = rng.normal(0, 3, (batch, num_aus)).astype(np.float32)
+    attention_logit = rng.normal(0, 3, (batch, feature, feature, num_aus)).astype(np.float32)
+    y_pred = {"au_logit": au_logit, "au_probability": tf.sigmoid(au_logit).numpy(),
               "landmarks": rng.uniform(0, 64, (batch, 98)).astype(np.float32),
-              "attention": rng.uniform(0.01, 0.99, (batch, feature, feature, num_aus)).astype(np.float32),
+              "attention_logit": attention_logit, "attention": tf.sigmoid(attention_logit).numpy(),
               "attention_initial": rng.uniform(0, 1, (batch, feature, feature, num_aus)).astype(np.float32)}
     return y_true, y_pred
 
@@ -194,12 +225,12 @@ def test_total_loss_combines_the_parts():
     objective = JaaNetLoss(config(lambda_align=0.5, lambda_refine=1e-3), WEIGHTS)
     parts = {k: value(v) for k, v in objective(y_true, y_pred).items()}
     assert set(parts) == set(LOSS_NAMES)
-    assert parts["au_softmax"] == pytest.approx(value(au_softmax_loss(y_true["au"], y_pred["au_probability"], WEIGHTS)))
+    assert parts["au_softmax"] == pytest.approx(value(au_softmax_loss(y_true["au"], y_pred["au_logit"], WEIGHTS)))
     assert parts["au_dice"] == pytest.approx(value(au_dice_loss(y_true["au"], y_pred["au_probability"], WEIGHTS)))
     assert parts["align"] == pytest.approx(value(alignment_loss(y_true["landmarks"], y_pred["landmarks"],
                                                                 y_true["inter_ocular"])))
     assert parts["refine"] == pytest.approx(value(attention_refine_loss(y_pred["attention_initial"],
-                                                                        y_pred["attention"])))
+                                                                        y_pred["attention_logit"])))
     expected = parts["au_softmax"] + parts["au_dice"] + 0.5 * parts["align"] + 1e-3 * parts["refine"]
     assert parts["loss"] == pytest.approx(expected, rel=1e-6)
     # explicit lambdas override the config (the alignment stage uses lambda_align = 1)
@@ -222,7 +253,7 @@ def test_total_loss_with_the_real_config():
 def test_total_loss_without_refinement_needs_no_attention():
     rng = np.random.default_rng(6)
     y_true, y_pred = _batch(rng)
-    del y_pred["attention"], y_pred["attention_initial"]
+    del y_pred["attention"], y_pred["attention_logit"], y_pred["attention_initial"]
     parts = JaaNetLoss(config(attention_refinement=False), WEIGHTS)(y_true, y_pred)
     assert value(parts["refine"]) == 0.0
 
@@ -232,8 +263,10 @@ def test_total_loss_ignores_unknown_labels_and_is_graph_safe():
     y_true, y_pred = _batch(rng, batch=5)
     objective = JaaNetLoss(config(), WEIGHTS)
     eager = value(objective(y_true, y_pred)["loss"])
-    changed = {**y_pred, "au_probability": np.where(y_true["au"] == -1, 0.0, y_pred["au_probability"])
-               .astype(np.float32)}
+    unknown = y_true["au"] == -1
+    changed = {**y_pred,
+               "au_probability": np.where(unknown, 0.0, y_pred["au_probability"]).astype(np.float32),
+               "au_logit": np.where(unknown, 30.0, y_pred["au_logit"]).astype(np.float32)}
     graph = tf.function(objective, reduce_retracing=True)
     assert value(graph(y_true, changed)["loss"]) == pytest.approx(eager, rel=1e-6)
     # mixed-precision outputs are accepted; the losses stay float32

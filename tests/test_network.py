@@ -1,7 +1,10 @@
 """The network matches the paper and the authors' release: sizes, attention maps, gradients."""
+import json
+import math
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +14,11 @@ import keras
 
 import jaa_keras
 from benchmarks.alternative_forms import patchwise_loop
-from jaa_keras.layers import (AdaptiveAttention, InitialAttentionMaps, PatchwiseConv, RegionLayer,
-                              hierarchical_branches)
-from jaa_keras.losses import JaaNetLoss
+from jaa_keras.layers import (AdaptiveAttention, DenseHead, InitialAttentionMaps, PatchwiseConv,
+                              RegionLayer, hierarchical_branches)
+from jaa_keras.losses import JaaNetLoss, attention_refine_loss
 from schemas.face import NUM_LANDMARKS
+from tests._synthetic_faces import synthetic_faces
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +31,7 @@ def count(weights) -> int:
 
 @pytest.fixture(scope="module")
 def bp4d_full():
+    keras.utils.set_random_seed(0)
     return jaa_keras.build_jaanet("bp4d")
 
 
@@ -61,10 +66,57 @@ def test_hierarchical_convolutions_follow_the_paper_formula(channels):
 def test_outputs_for_a_176_batch(bp4d_full):
     outputs = bp4d_full(np.zeros((2, 176, 176, 3), np.float32), training=False)
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {
-        "au_probability": (2, 12), "landmarks": (2, 98),
-        "attention": (2, 44, 44, 12), "attention_initial": (2, 44, 44, 12)}
+        "au_probability": (2, 12), "au_logit": (2, 12), "landmarks": (2, 98),
+        "attention": (2, 44, 44, 12), "attention_logit": (2, 44, 44, 12),
+        "attention_initial": (2, 44, 44, 12)}
     probability = outputs["au_probability"].numpy()
     assert np.all((probability >= 0) & (probability <= 1))
+    np.testing.assert_allclose(probability, tf.sigmoid(outputs["au_logit"]), atol=1e-6)
+    np.testing.assert_allclose(outputs["attention"], tf.sigmoid(outputs["attention_logit"]), atol=1e-6)
+
+
+# -- the authors' initialisation ----------------------------------------------------------------
+
+def test_paper_network_starts_with_unsaturated_au_outputs(bp4d_full):
+    # Summed AU branches, Caffe initialisation, training mode (batch statistics), 9 rendered and
+    # aligned synthetic faces. Keras' glorot_uniform put 48-68 % of these log-odds beyond +-10.
+    assert (bp4d_full.config.local_merge, bp4d_full.config.initialization) == ("sum", "caffe")
+    images, _ = synthetic_faces(9)
+    logits = bp4d_full(images, training=True)["au_logit"].numpy()
+    assert np.mean(np.abs(logits) > 10) < 0.01
+
+
+# One patch's own 3x3 convolution from 4 to 16 channels: fan_in 36, fan_out 144.
+PATCH_FAN_IN, PATCH_FAN_OUT = 36, 144
+# (kernel standard deviation, uniform bound or None, bias standard deviation) of each scheme.
+EXPECTED_DRAWS = {
+    "caffe": lambda fan_in, fan_out: (0.01, None, 0.0),
+    "pytorch": lambda fan_in, fan_out: (1 / math.sqrt(3 * fan_in), 1 / math.sqrt(fan_in),
+                                        1 / math.sqrt(3 * fan_in)),
+    "keras": lambda fan_in, fan_out: (math.sqrt(2 / (fan_in + fan_out)),
+                                      math.sqrt(6 / (fan_in + fan_out)), 0.0),
+}
+
+
+def assert_drawn_as(weights, kernel_std, bound, bias_std):
+    kernel, bias = (np.asarray(w) for w in weights)
+    assert abs(kernel.mean()) < 0.05 * kernel_std
+    assert kernel.std() == pytest.approx(kernel_std, rel=0.03)
+    if bound is not None:
+        assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.99 * bound
+    assert bias.std() == pytest.approx(bias_std, rel=0.1, abs=1e-12)
+
+
+@pytest.mark.parametrize("scheme", sorted(EXPECTED_DRAWS))
+def test_weights_are_drawn_as_the_scheme_says(scheme):
+    # 64 patches: the grouped kernel must look like 64 separate 4 -> 16 convolutions' kernels
+    # (Keras' own glorot_uniform would count all 1,024 filters in fan_out).
+    patchwise = PatchwiseConv(grid=8, filters=16, initialization=scheme)
+    patchwise.build((None, 16, 16, 4))
+    assert_drawn_as(patchwise.conv.weights, *EXPECTED_DRAWS[scheme](PATCH_FAN_IN, PATCH_FAN_OUT))
+    head = DenseHead(outputs=8, hidden_units=256, initialization=scheme)
+    head.build((None, 2, 2, 100))
+    assert_drawn_as(head.hidden.weights, *EXPECTED_DRAWS[scheme](400, 256))
 
 
 def test_config_rejects_unusable_values():
@@ -72,6 +124,8 @@ def test_config_rejects_unusable_values():
         jaa_keras.preset("bp4d", crop_size=100)
     with pytest.raises(ValueError, match="region_layer"):
         jaa_keras.preset("bp4d", region_layer="dense")
+    with pytest.raises(ValueError, match="initialization"):
+        jaa_keras.preset("bp4d", initialization="he")
     with pytest.raises(ValueError, match="no attention centre rule for AU \\[5\\]"):
         jaa_keras.build_jaanet("bp4d", aus=(1, 5), **TINY)
 
@@ -197,15 +251,14 @@ def attention_pair():
 
 def refinement_gradients(module, features, landmarks, objective):
     with tf.GradientTape() as tape:
-        local, refined, initial = module(features, landmarks, training=True)
-        loss = objective(local, refined, initial)
+        loss = objective(module(features, landmarks, training=True))
     return tape.gradient(loss, [w for layer in module.refine for w in layer.trainable_weights])
 
 
 def test_enhancement_doubles_exactly_the_au_loss_gradient_reaching_the_maps():
     (enhanced, plain), features, landmarks = attention_pair()
     weights = tf.constant(np.random.default_rng(4).normal(size=(2, 1, 1, 20)), tf.float32)  # 20c
-    au_objective = lambda local, refined, initial: tf.reduce_sum(local * weights)  # noqa: E731
+    au_objective = lambda outputs: tf.reduce_sum(outputs["local"] * weights)  # noqa: E731
     for g2, g1 in zip(refinement_gradients(enhanced, features, landmarks, au_objective),
                       refinement_gradients(plain, features, landmarks, au_objective)):
         assert np.any(g1.numpy() != 0)
@@ -214,8 +267,8 @@ def test_enhancement_doubles_exactly_the_au_loss_gradient_reaching_the_maps():
 
 def test_enhancement_leaves_the_refinement_loss_gradient_unchanged():
     (enhanced, plain), features, landmarks = attention_pair()
-    refine_objective = lambda local, refined, initial: tf.reduce_sum(  # noqa: E731
-        keras.losses.binary_crossentropy(initial, refined))
+    refine_objective = lambda outputs: attention_refine_loss(  # noqa: E731
+        outputs["attention_initial"], outputs["attention_logit"])
     for g2, g1 in zip(refinement_gradients(enhanced, features, landmarks, refine_objective),
                       refinement_gradients(plain, features, landmarks, refine_objective)):
         assert np.any(g1.numpy() != 0)
@@ -225,16 +278,60 @@ def test_enhancement_leaves_the_refinement_loss_gradient_unchanged():
 # -- saving and training -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides", [{}, dict(region_layer="region", attention_refinement=False,
-                                                initial_attention="uniform", local_merge="mean")])
+                                                initial_attention="uniform", local_merge="mean",
+                                                initialization="pytorch")])
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path, overrides):
     model = jaa_keras.build_jaanet("disfa", **TINY, **overrides)
     images = np.random.default_rng(5).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     path = tmp_path / "model.keras"
     model.save(path)
     restored = keras.models.load_model(path)
-    assert restored.config == model.config
+    assert restored.config.to_dict() == model.config.to_dict()
     for key, value in model(images, training=False).items():
         np.testing.assert_array_equal(restored(images, training=False)[key], value)
+
+
+def test_a_model_saved_before_the_initialization_field_loads(tmp_path):
+    model = jaa_keras.build_jaanet("disfa", **TINY, initialization="keras")
+    path = tmp_path / "old model.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:  # rewrite it as saved before the field existed
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    del config["config"]["config"]["initialization"]
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    restored = keras.models.load_model(path)
+    assert restored.config.initialization == "keras"  # what drew the weights of such models
+    images = np.random.default_rng(8).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(restored(images)["landmarks"], model(images)["landmarks"])
+
+
+# -- mixed precision ---------------------------------------------------------------------------
+
+def test_heads_and_maps_stay_float32_under_mixed_bfloat16():
+    full = jaa_keras.build_jaanet("bp4d", **TINY)
+    # A landmark of 123.37 px (bfloat16 steps by 0.5 there) and AU log-odds near 8, where
+    # P = 0.99966 (bfloat16 rounds it to 1.0).
+    full.alignment_head.output_layer.bias.assign(np.full(2 * NUM_LANDMARKS, 123.37, np.float32))
+    full.au_head.output_layer.bias.assign(np.repeat([0.0, 8.0], 12).astype(np.float32))
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = jaa_keras.build_jaanet("bp4d", **TINY)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    mixed.set_weights(full.get_weights())
+    images = np.random.default_rng(9).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    expected, outputs = full(images), mixed(images)
+    assert mixed.region1.entry.compute_dtype == "bfloat16"  # the body does run in bfloat16
+    for key in ("au_probability", "au_logit", "landmarks", "attention", "attention_logit"):
+        assert outputs[key].dtype == tf.float32, key
+    np.testing.assert_allclose(outputs["landmarks"], expected["landmarks"], atol=0.02)
+    np.testing.assert_allclose(outputs["au_probability"], expected["au_probability"], atol=2e-5)
+    assert np.all(outputs["au_probability"].numpy() < 1.0)
 
 
 def test_a_training_step_reduces_the_loss_and_reports_its_parts():

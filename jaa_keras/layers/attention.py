@@ -6,6 +6,7 @@ from keras import layers, ops
 
 from jaa_keras.au_centres import au_centres, centre_rules
 from jaa_keras.layers.common import batch_norm
+from jaa_keras.layers.initialization import build_initialized
 from jaa_keras.layers.stacks import FeatureStack
 from schemas.face import au_name
 
@@ -72,41 +73,48 @@ class InitialAttentionMaps(layers.Layer):
 class AttentionRefinement(layers.Layer):
     """One AU's map: three unpadded 3x3 conv-BN-ReLU and an unpadded 3x3 conv to one map, sigmoid.
 
-    The map shrinks by 8 (52 -> 44 at crop 176).
+    The map shrinks by 8 (52 -> 44 at crop 176). Returns (logit, map): the last convolution's
+    output, from which E_r is taken (jaa_keras.losses), and its sigmoid. Both are float32 under
+    any dtype policy (bfloat16 would round the map to 0 or 1 well before the logit saturates).
+    `initialization`: how the convolution weights are drawn (jaa_keras.layers.initialization).
     """
 
-    def __init__(self, filters: int, **kwargs):
+    def __init__(self, filters: int, initialization: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
+        self.initialization = initialization
         self.convs = [layers.Conv2D(filters, 3, name=f"conv{i + 1}") for i in range(3)]
         self.norms = [batch_norm(f"norm{i + 1}") for i in range(3)]
-        self.output_conv = layers.Conv2D(1, 3, name="conv4")
+        self.output_conv = layers.Conv2D(1, 3, name="conv4", dtype="float32")
 
     def build(self, input_shape):
         batch, size, _, _ = input_shape
         shape = input_shape
         for conv, norm in zip(self.convs, self.norms):
-            conv.build(shape)
+            build_initialized(conv, shape, self.initialization)
             size -= 2
             shape = (batch, size, size, self.filters)
             norm.build(shape)
-        self.output_conv.build(shape)
+        build_initialized(self.output_conv, shape, self.initialization)
 
     def call(self, single_map, training=None):
         x = single_map
         for conv, norm in zip(self.convs, self.norms):
             x = ops.relu(norm(conv(x), training=training))
-        return ops.sigmoid(self.output_conv(x))
+        logit = self.output_conv(x)
+        return logit, ops.sigmoid(logit)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters,
+                "initialization": self.initialization}
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
 class AdaptiveAttention(layers.Layer):
     """The adaptive attention learning module: from the region features and the predicted
-    landmarks to one local AU feature map (all AU branches merged), the refined maps and the
-    initial maps at the refined maps' size.
+    landmarks to a dict of the local AU feature map (all AU branches merged) under "local", the
+    refined maps ("attention") with their logits ("attention_logit", only with refinement) and
+    the initial maps at the refined maps' size ("attention_initial").
 
     Each AU has its own refinement and feature stack, run one after another: on CPU that measured
     faster than one grouped convolution over all AUs (BENCHMARKS.md).
@@ -114,19 +122,21 @@ class AdaptiveAttention(layers.Layer):
 
     def __init__(self, aus, crop_size: int, width_unit: int, zeta: float, xi: float,
                  refinement: bool = True, enhancement: float | None = 2.0,
-                 merge: str = "sum", **kwargs):
+                 merge: str = "sum", initialization: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.aus = tuple(aus)
         self.crop_size, self.width_unit = crop_size, width_unit
         self.zeta, self.xi = zeta, xi
         self.refinement, self.enhancement, self.merge = refinement, enhancement, merge
+        self.initialization = initialization
         feature_size = crop_size // 4
         self.initial_maps = InitialAttentionMaps(
             self.aus, crop_size, feature_size + 8, feature_size, zeta, xi, name="initial_maps")
         stack_channels = (12 * width_unit, 16 * width_unit, 20 * width_unit)
-        self.refine = [AttentionRefinement(8 * width_unit, name=f"refine_{au_name(au)}")
+        self.refine = [AttentionRefinement(8 * width_unit, initialization, name=f"refine_{au_name(au)}")
                        for au in self.aus] if refinement else []
-        self.local = [FeatureStack(stack_channels, name=f"local_{au_name(au)}") for au in self.aus]
+        self.local = [FeatureStack(stack_channels, initialization, name=f"local_{au_name(au)}")
+                      for au in self.aus]
 
     def au_layers(self, au: int) -> list:
         """The layers that belong to one AU's branch (its refinement, if any, and feature stack)."""
@@ -143,19 +153,26 @@ class AdaptiveAttention(layers.Layer):
 
     def call(self, features, landmarks, training=None):
         maps, initial = self.initial_maps(landmarks)
+        outputs = {"attention_initial": initial}
         if self.refine:
-            refined = ops.concatenate([refine(maps[..., i:i + 1], training=training)
-                                       for i, refine in enumerate(self.refine)], axis=-1)
+            logits, refined = zip(*(refine(maps[..., i:i + 1], training=training)
+                                    for i, refine in enumerate(self.refine)))
+            outputs["attention_logit"] = ops.concatenate(logits, axis=-1)
+            refined = ops.concatenate(refined, axis=-1)
         else:
             refined = initial
+        outputs["attention"] = refined
         weighting = refined if self.enhancement is None else enhance_gradient(refined, self.enhancement)
-        # Every AU branch reads the region features weighted by its own map.
+        # Every AU branch reads the region features weighted by its own map (in their dtype).
+        weighting = ops.cast(weighting, features.dtype)
         local = [stack(features * weighting[..., i:i + 1], training=training)
                  for i, stack in enumerate(self.local)]
         local = ops.sum(ops.stack(local), axis=0)
-        return local if self.merge == "sum" else local / len(self.aus), refined, initial
+        outputs["local"] = local if self.merge == "sum" else local / len(self.aus)
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "aus": self.aus, "crop_size": self.crop_size,
                 "width_unit": self.width_unit, "zeta": self.zeta, "xi": self.xi,
-                "refinement": self.refinement, "enhancement": self.enhancement, "merge": self.merge}
+                "refinement": self.refinement, "enhancement": self.enhancement, "merge": self.merge,
+                "initialization": self.initialization}

@@ -4,6 +4,7 @@ from keras import layers, ops
 
 from jaa_keras.layers.common import batch_norm, grouped_conv
 from jaa_keras.layers.grouping import from_patch_groups, to_patch_groups
+from jaa_keras.layers.initialization import build_initialized
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
@@ -11,13 +12,15 @@ class PatchwiseConv(layers.Layer):
     """BN -> ReLU -> 3x3 conv, each with its own weights in every cell of a grid x grid partition.
 
     Equivalent to cutting the map into patches and running grid*grid independent
-    BN-ReLU-conv blocks (zero padding at each patch border), computed as one grouped convolution.
+    BN-ReLU-conv blocks (zero padding at each patch border), computed as one grouped convolution;
+    each patch's kernel is drawn as that patch's own convolution's would be (`initialization`).
     """
 
-    def __init__(self, grid: int, filters: int, **kwargs):
+    def __init__(self, grid: int, filters: int, initialization: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.grid = grid
         self.filters = filters
+        self.initialization = initialization
         self.norm = batch_norm("norm")
         self.conv = grouped_conv(filters, grid * grid, "conv")
 
@@ -28,7 +31,7 @@ class PatchwiseConv(layers.Layer):
                              f"{self.grid}x{self.grid} equal patches")
         grouped = (batch, height // self.grid, width // self.grid, self.grid * self.grid * channels)
         self.norm.build(grouped)
-        self.conv.build(grouped)
+        build_initialized(self.conv, grouped, self.initialization)
 
     def call(self, x, training=None):
         x = to_patch_groups(x, self.grid)
@@ -39,7 +42,8 @@ class PatchwiseConv(layers.Layer):
         return (*input_shape[:3], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "grid": self.grid, "filters": self.filters}
+        return {**super().get_config(), "grid": self.grid, "filters": self.filters,
+                "initialization": self.initialization}
 
 
 def hierarchical_branches(channels: int) -> tuple[tuple[int, int], ...]:
@@ -58,23 +62,25 @@ class RegionLayer(layers.Layer):
     + the conv's output -> BN -> ReLU -> 2x2 max-pool.
 
     With `hierarchical_branches` this is the paper's hierarchical multi-scale region layer; with
-    `plain_region_branches` it is DRML's region layer.
+    `plain_region_branches` it is DRML's region layer. `initialization`: how the convolution
+    weights are drawn (jaa_keras.layers.initialization).
     """
 
-    def __init__(self, channels: int, branches, **kwargs):
+    def __init__(self, channels: int, branches, initialization: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
+        self.initialization = initialization
         self.branches = tuple(tuple(b) for b in branches)
         if sum(filters for _, filters in self.branches) != channels:
             raise ValueError(f"branch widths {self.branches} must add up to {channels} channels")
         self.entry = layers.Conv2D(channels, 3, padding="same", name="entry")
-        self.patchwise = [PatchwiseConv(grid, filters, name=f"branch{i + 1}")
+        self.patchwise = [PatchwiseConv(grid, filters, initialization, name=f"branch{i + 1}")
                           for i, (grid, filters) in enumerate(self.branches)]
         self.norm = batch_norm("norm")
         self.pool = layers.MaxPooling2D(2)
 
     def build(self, input_shape):
-        self.entry.build(input_shape)
+        build_initialized(self.entry, input_shape, self.initialization)
         shape = (*input_shape[:3], self.channels)
         for branch in self.patchwise:
             branch.build(shape)
@@ -95,4 +101,5 @@ class RegionLayer(layers.Layer):
         return (batch, height // 2, width // 2, self.channels)
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels, "branches": self.branches}
+        return {**super().get_config(), "channels": self.channels, "branches": self.branches,
+                "initialization": self.initialization}

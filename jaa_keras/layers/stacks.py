@@ -3,15 +3,20 @@ import keras
 from keras import layers, ops
 
 from jaa_keras.layers.common import batch_norm
+from jaa_keras.layers.initialization import build_initialized
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
 class FeatureStack(layers.Layer):
-    """[3x3 conv-BN-ReLU x2, 2x2 max-pool] for each entry of `channels` (floor pooling)."""
+    """[3x3 conv-BN-ReLU x2, 2x2 max-pool] for each entry of `channels` (floor pooling).
 
-    def __init__(self, channels, **kwargs):
+    `initialization`: how the convolution weights are drawn (jaa_keras.layers.initialization).
+    """
+
+    def __init__(self, channels, initialization: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.channels = tuple(channels)
+        self.initialization = initialization
         self.convs, self.norms = [], []
         for level, width in enumerate(self.channels):
             for repeat in range(2):
@@ -24,7 +29,7 @@ class FeatureStack(layers.Layer):
         batch, height, width, _ = input_shape
         shape = input_shape
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
-            conv.build(shape)
+            build_initialized(conv, shape, self.initialization)
             shape = (batch, height, width, self.channels[i // 2])
             norm.build(shape)
             if i % 2:
@@ -45,4 +50,5 @@ class FeatureStack(layers.Layer):
         return (batch, height, width, self.channels[-1])
 
     def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return {**super().get_config(), "channels": self.channels,
+                "initialization": self.initialization}
