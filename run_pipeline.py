@@ -56,17 +56,18 @@ def _list_of(item, accept_all=lambda values: True, rule: str = ""):
     return convert
 
 
+def _real(accept, rule: str):
+    """An argparse type: a finite float for which `accept` holds."""
+    return _checked(float, lambda v: math.isfinite(v) and accept(v), rule)
+
+
 POSITIVE = _checked(int, lambda v: v > 0, "a positive integer")
 NON_NEGATIVE = _checked(int, lambda v: v >= 0, "an integer >= 0")
 FOLD = _checked(int, lambda v: v in FOLDS, "a fold number (1, 2 or 3)")
 # The crop is cut from the aligned face; the second region layer needs a multiple of 16.
 CROP = _checked(int, lambda v: v > 0 and v % 16 == 0 and v <= ALIGNED_SIZE,
                 f"a multiple of 16 from 16 to {ALIGNED_SIZE // 16 * 16}")
-LEARNING_RATE = _checked(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def _real(accept, rule):
-    return _checked(float, lambda v: math.isfinite(v) and accept(v), rule)
+LEARNING_RATE = _real(lambda v: v > 0, "a finite number > 0")
 
 
 class _JobFlags:

@@ -114,7 +114,8 @@ def request_to_inputs(body, signature) -> dict:
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
-            raise RequestError('"instances" must be a non-empty list (one entry per image or example)')
+            raise RequestError('"instances" must be a non-empty list (one entry per image or '
+                               "example)")
         columns = {n: [] for n in names}
         for i, instance in enumerate(instances):
             if isinstance(instance, dict) and set(instance) != {"b64"}:
