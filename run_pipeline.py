@@ -14,34 +14,87 @@ Outputs under --output_dir (default ./artifacts):
     serving/jaa_net/<version>/   the SavedModel for TF Serving
 Every stage folder ends with _COMPLETE.json; a stage whose inputs and parameters are unchanged is
 skipped (--force reruns), and a killed training run continues from its last checkpoint.
-Flags this script does not know are Beam's (--runner, --direct_num_workers, --project, ...) and
-go to the preprocessing job unchanged.
+Flags this script does not know must be Beam's own, as its PipelineOptions define them
+(--runner, --direct_num_workers, --project, ...): they go to the preprocessing job unchanged. Any
+other flag is an error, and so is a value outside its flag's range.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 import time
 from pathlib import Path
 
+from schemas.face import ALIGNED_SIZE
+
 STAGES = ("preprocess", "train", "evaluate", "export")
 IMPORT = "import"  # not in the default run: it replaces train with the authors' trained model
 DATASETS = ("synthetic", "bp4d", "disfa")
+FOLDS = (1, 2, 3)
+SYNTHETIC_PREFIX = "synthetic_"  # the preprocessing job's flags that size the synthetic set
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+def _checked(kind, accept, rule: str):
+    """An argparse type: a `kind` value for which `accept` holds; otherwise it is not `rule`."""
+    def convert(text):
+        value = kind(text)  # a ValueError reads "invalid int value: 'x'" (argparse)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {rule}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
 
 
-def _float_list(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+def _list_of(item, accept_all=lambda values: True, rule: str = ""):
+    """An argparse type for comma-separated `item` values, at least one, jointly `accept_all`."""
+    def convert(text):
+        values = [item(v) for v in text.split(",") if v.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError(f"{text!r} lists no value")
+        if not accept_all(values):
+            raise argparse.ArgumentTypeError(f"{text} {rule}")
+        return values
+    convert.__name__ = "list"
+    return convert
+
+
+def _real(accept, rule: str):
+    """An argparse type: a finite float for which `accept` holds."""
+    return _checked(float, lambda v: math.isfinite(v) and accept(v), rule)
+
+
+POSITIVE = _checked(int, lambda v: v > 0, "a positive integer")
+NON_NEGATIVE = _checked(int, lambda v: v >= 0, "an integer >= 0")
+FOLD = _checked(int, lambda v: v in FOLDS, "a fold number (1, 2 or 3)")
+# The crop is cut from the aligned face; the second region layer needs a multiple of 16.
+CROP = _checked(int, lambda v: v > 0 and v % 16 == 0 and v <= ALIGNED_SIZE,
+                f"a multiple of 16 from 16 to {ALIGNED_SIZE // 16 * 16}")
+LEARNING_RATE = _real(lambda v: v > 0, "a finite number > 0")
+
+
+class _JobFlags:
+    """Takes the preprocessing job's flag definitions (pipeline/options.py) into `group`, except
+    those this script defines itself (--dataset, --data_dir, --output_dir, --force). Their default
+    becomes None: a flag not given leaves the preprocess stage's default."""
+
+    def __init__(self, group):
+        self.group, self.dests = group, []
+
+    def add_argument(self, *names, **kwargs):
+        try:
+            action = self.group.add_argument(*names, **{**kwargs, "default": None})
+        except argparse.ArgumentError:  # "conflicting option string": one of this script's own
+            return
+        self.dests.append(action.dest)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.options import PreprocessOptions
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="Any other flag is passed to Beam's PipelineOptions for the preprocessing job.")
+        description=__doc__.split("\n\n")[0], allow_abbrev=False,
+        epilog="Beam's own flags (--runner, --direct_num_workers, --project, ...) go to the "
+               "preprocessing job; any other flag is an error.")
     p.add_argument("--dataset", choices=DATASETS, default="synthetic")
     p.add_argument("--data_dir", help="the raw dataset folder (default for synthetic: "
                    "<output_dir>/raw/synthetic, generated there)")
@@ -49,61 +102,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)}, or {IMPORT} in place "
                         "of train")
-    p.add_argument("--folds", type=_int_list, default=None,
+    p.add_argument("--folds", type=_list_of(FOLD), default=None,
                    help="folds to train and evaluate (fold k tests on part k); default 1,2,3, "
                         "and 1 for the synthetic dataset (its 10-minute demo budget)")
     p.add_argument("--schedule", choices=("paper", "joint"), default="paper")
     p.add_argument("--preset", choices=("paper", "synthetic"), default=None,
                    help="training preset (network size and batch); default: synthetic for the "
                         "synthetic dataset, else paper")
-    p.add_argument("--epochs", type=_int_list, default=None,
-                   help="epochs per phase, e.g. 8,2,2 (one value: every phase)")
-    p.add_argument("--learning_rates", type=_float_list, default=None,
+    p.add_argument("--epochs", type=_list_of(NON_NEGATIVE, lambda v: max(v) > 0,
+                                             "trains no phase: give one a positive count"),
+                   default=None, help="epochs per phase, e.g. 8,2,2 (one value: every phase; "
+                                      "0 skips a phase)")
+    p.add_argument("--learning_rates", type=_list_of(LEARNING_RATE), default=None,
                    help="initial learning rate per phase, e.g. 0.01,0.001,0.001")
-    p.add_argument("--batch_size", type=int, default=None)
-    p.add_argument("--weight_decay", type=float, default=5e-4)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--lr_decay", type=float, default=0.3)
-    p.add_argument("--lr_decay_every", type=int, default=None,
+    p.add_argument("--batch_size", type=POSITIVE, default=None)
+    p.add_argument("--weight_decay", type=_real(lambda v: v >= 0, "a finite number >= 0"),
+                   default=5e-4)
+    p.add_argument("--momentum", type=_real(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+                   default=0.9)
+    p.add_argument("--lr_decay", type=_real(lambda v: 0 < v <= 1, "a factor in (0, 1]"),
+                   default=0.3)
+    p.add_argument("--lr_decay_every", type=POSITIVE, default=None,
                    help="epochs between lr decays (default: the preset's; 2 for the paper)")
-    p.add_argument("--width_unit", type=int, help="override the network's width unit c")
-    p.add_argument("--crop_size", type=int, help="override the crop (multiple of 16)")
-    p.add_argument("--hidden_units", type=int, help="override the heads' hidden size d")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width_unit", type=POSITIVE, help="override the network's width unit c")
+    p.add_argument("--crop_size", type=CROP, help="override the crop (multiple of 16)")
+    p.add_argument("--hidden_units", type=POSITIVE, help="override the heads' hidden size d")
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--mixed_precision", action="store_true")
     p.add_argument("--init_from", help="seed training from a trained model: a models/<dataset> "
                    "folder (fold k seeds fold k) or one fold folder")
-    p.add_argument("--export_fold", type=int, default=None,
+    p.add_argument("--export_fold", type=FOLD, default=None,
                    help="fold whose model is exported (default: the first of --folds)")
-    p.add_argument("--synthetic_frames", type=int, default=None,
-                   help="frames per synthetic sequence (default: the generator's)")
-    p.add_argument("--synthetic_subjects", type=int, default=None)
     p.add_argument("--import_release", help="stage import: a run folder of the authors' "
                    "PyTorch-JAANet release (region_learning_<epoch>.pth ... au_net_<epoch>.pth)")
-    p.add_argument("--import_epoch", type=int, help="stage import: the epoch of the files to import")
+    p.add_argument("--import_epoch", type=NON_NEGATIVE,
+                   help="stage import: the epoch of the files to import")
     p.add_argument("--force", action="store_true", help="rerun the selected stages")
-    p.add_argument("--verbose", type=int, default=None,
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="Keras progress: 0 none, 1 bar, 2 one line per epoch")
+    job_flags = _JobFlags(p.add_argument_group(
+        "preprocessing", "the preprocess stage's options (python -m pipeline.job takes them too)"))
+    PreprocessOptions._add_argparse_args(job_flags)
+    p.set_defaults(preprocessing_flags=tuple(job_flags.dests))
     return p
 
 
 def parse(argv):
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    stray = [a for a in beam_args if a.startswith("-") and not a.startswith("--")]
-    if stray:
-        parser.error(f"unknown option(s) {stray}")
+    if beam_args:
+        _refuse_unknown_flags(parser, beam_args)
     args.beam_args = beam_args
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    if not args.stages:
+        parser.error(f"--stages names no stage; choose from {','.join(STAGES)}")
     bad = [s for s in args.stages if s not in STAGES + (IMPORT,)]
     if bad:
         parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES + (IMPORT,))}")
     if args.folds is None:
         args.folds = [1] if args.dataset == "synthetic" else [1, 2, 3]
-    if not args.folds or any(k not in (1, 2, 3) for k in args.folds):
-        parser.error("--folds takes fold numbers among 1,2,3")
+    if args.export_fold is None:
+        args.export_fold = args.folds[0]
+    elif "train" in args.stages and args.export_fold not in args.folds:
+        parser.error(f"--export_fold {args.export_fold} is not among --folds "
+                     f"{','.join(map(str, args.folds))}, the folds this run trains; add it to "
+                     "--folds or leave --export_fold out")
     if args.dataset != "synthetic" and not args.data_dir and "preprocess" in args.stages:
         parser.error(f"--data_dir is required for --dataset {args.dataset}")
+    args.preprocessing = _preprocessing_parameters(parser, args)
     _check_import_flags(parser, args)
     return args
 
@@ -121,6 +187,45 @@ def _check_import_flags(parser, args):
     if len(args.folds) != 1:
         parser.error(f"--stages {IMPORT}: a release run folder holds one fold's model; name it "
                      "with --folds K (the part the run was not trained on: combine_1_2 is 3)")
+
+
+def _refuse_unknown_flags(parser, extra: list[str]) -> None:
+    """Every flag left over must be one Beam's PipelineOptions subclasses define (Beam itself only
+    logs an unknown one, and the run would go on with defaults)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    beam_parsers = []  # Beam's own parser of every PipelineOptions subclass's flags
+    PipelineOptions([]).get_all_options(add_extra_args_fn=beam_parsers.append)
+    beam = beam_parsers[0]
+    beam.error = lambda message: parser.error(f"Beam flag: {message}")
+    _, unknown = beam.parse_known_args(extra)
+    if unknown:
+        flags = [a for a in unknown if a.startswith("-")]
+        parser.error(f"unknown flag(s) {' '.join(flags)}: neither this script's (--help lists "
+                     "them) nor Beam's" if flags else f"unexpected argument(s) {' '.join(unknown)}")
+
+
+def _preprocessing_parameters(parser, args) -> dict:
+    """The preprocess stage's parameters from the preprocessing flags given."""
+    given = {dest: getattr(args, dest) for dest in args.preprocessing_flags
+             if getattr(args, dest) is not None}
+    synthetic = {dest.removeprefix(SYNTHETIC_PREFIX): given.pop(dest)
+                 for dest in list(given) if dest.startswith(SYNTHETIC_PREFIX)}
+    if synthetic and args.dataset != "synthetic":
+        parser.error(f"--{SYNTHETIC_PREFIX}{next(iter(synthetic))} applies to --dataset "
+                     "synthetic only")
+    if synthetic:
+        from pipeline.synthetic import SyntheticSpec
+        try:
+            SyntheticSpec(**synthetic)
+        except ValueError as e:
+            parser.error(f"--{SYNTHETIC_PREFIX}* flags: {e}")
+    if not 1 <= given.get("jpeg_quality", 95) <= 100:
+        parser.error(f"argument --jpeg_quality: {given['jpeg_quality']} is not a JPEG quality "
+                     "from 1 to 100")
+    if given.get("num_shards", 0) < 0:
+        parser.error(f"argument --num_shards: {given['num_shards']} is not an integer >= 0 "
+                     "(0: the runner chooses)")
+    return {**given, "synthetic": synthetic or None}
 
 
 class Layout:
@@ -176,14 +281,12 @@ def run(args) -> dict:
 
     if "preprocess" in args.stages:
         from components.preprocess.component import PREPROCESS
-        synthetic = {k: v for k, v in (("frames", args.synthetic_frames),
-                                       ("subjects", args.synthetic_subjects)) if v is not None}
         t0 = time.perf_counter()
         results["preprocess"] = run_stage(
             PREPROCESS, outputs={"examples": lay.examples}, force=args.force,
             parameters={"dataset": args.dataset,
                         "data_dir": str(Path(args.data_dir or lay.raw).resolve()),
-                        "beam_args": list(args.beam_args), "synthetic": synthetic or None})
+                        "beam_args": list(args.beam_args), **args.preprocessing})
         timings["preprocess"] = time.perf_counter() - t0
 
     trained = {}
@@ -216,10 +319,9 @@ def run(args) -> dict:
         timings["evaluate"] = time.perf_counter() - t0
     if "export" in args.stages:
         from components.export.component import run_export
-        fold = args.export_fold or args.folds[0]
         t0 = time.perf_counter()
         results["export"] = run_export(
-            model=lay.fold(fold), output=lay.serving, dataset=args.dataset,
+            model=lay.fold(args.export_fold), output=lay.serving, dataset=args.dataset,
             evaluation=lay.eval if (lay.eval / "_COMPLETE.json").is_file() else None,
             examples=lay.examples if (lay.examples / "_COMPLETE.json").is_file() else None,
             force=args.force)

@@ -1,7 +1,8 @@
 """JAA-Net in Keras 3: joint facial AU detection and face alignment (Shao et al., ECCV 2018).
 
 The model is imported on first use, so `jaa_keras.config` and `jaa_keras.au_weights` stay light
-enough for the preprocessing job, which must not import Keras.
+enough for the preprocessing job, which must not import Keras. Reading a saved .keras file needs
+the classes registered: import `jaa_keras.model` first (components/evaluate/model_io.py does).
 """
 import os
 

@@ -136,6 +136,7 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
 
     summary = _finish_output(work_dir, dataset, units, parameters, inputs, expected_frames)
     summary["counters"] = _counters(result)
+    summary["frame_reshuffle"] = {"option": frame_reshuffle, "applied": reshuffle}
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
     _write_json(_join(work_dir, COMPLETION_FILE), {

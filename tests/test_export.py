@@ -137,6 +137,45 @@ def test_rest_bodies_give_the_same_result(exported, records):
                                records["expected"]["au_probability"][:1], atol=1e-5)
 
 
+def _face_rows(records, count=1):
+    return records["faces"][:count].tolist()
+
+
+# Bodies TF Serving refuses, and words its error reply must carry to say what to send instead.
+REFUSED = {
+    "normalised floats": (lambda r: {"instances": (r["faces"][:1] / 255.0).tolist()},
+                          ["images", "0-255", "decimal point", "[0, 1]-normalised"]),
+    "out of range": (lambda r: {"instances": [[[[256, 0, 0]] * 200] * 200]},
+                     ["images", "0-255", "256"]),
+    "a JSON list": (lambda r: json.dumps([{"instances": _face_rows(r)}]),
+                    ["JSON object", "an array"]),
+    "not JSON": (lambda r: '{"instances": [', ["not valid JSON"]),
+    "unknown signature": (lambda r: {"signature_name": "serving", "instances": _face_rows(r)},
+                          ['"serving"', "examples, serving_default"]),
+    "wrong key, row format": (lambda r: {"instances": [{"image": _face_rows(r)[0]}]},
+                              ["instance 0", "['image']", "['images']"]),
+    "wrong key, columnar": (lambda r: {"inputs": {"image": _face_rows(r)}},
+                            ['"inputs"', "['image']", "['images']"]),
+    "both formats": (lambda r: {"instances": _face_rows(r), "inputs": _face_rows(r)},
+                     ["not both"]),
+    "empty batch, row format": (lambda r: {"instances": []}, ["non-empty"]),
+    "empty batch, columnar": (lambda r: {"inputs": {"images": []}}, ["empty"]),
+    "wrong image size": (lambda r: {"instances": r["faces"][:1, :100].tolist()},
+                         ["(batch, 200, 200, 3)", "(1, 100, 200, 3)"]),
+    "examples not strings": (lambda r: {"signature_name": "examples", "instances": [1, 2]},
+                             ['"examples"', "strings", "b64"]),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_rest_refusals_are_tf_serving_error_replies(exported, records, case):
+    make_body, words = REFUSED[case]
+    reply = rest.predict(exported["loaded"], make_body(records))
+    assert list(reply) == ["error"] and isinstance(reply["error"], str), reply
+    for word in words:
+        assert word in reply["error"], (word, reply["error"])
+
+
 def test_warmup_requests_parse_and_replay(exported):
     logs = read_warmup_file(exported["serving"] / "1" / "assets.extra" / WARMUP_FILE)
     assert {log.predict_log.request.model_spec.signature_name for log in logs} == {

@@ -1,33 +1,118 @@
-"""run_pipeline.py end to end on a tiny synthetic set and a tiny network; skipping; bad input."""
+"""run_pipeline.py end to end on a tiny synthetic set and a tiny network; every flag reaching its
+stage; each stage alone in a fresh process; bad input."""
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import run_pipeline
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _synthetic(field, value):
+    return lambda record, folder: record["parameters"]["synthetic"][field] == value
+
+
+# The preprocessing flags, each set away from the stage's default, and how the preprocess stage's
+# completion record (and output folder) shows the value it used.
+PREPROCESSING = {
+    "--jpeg_quality": ("80", lambda record, folder: record["parameters"]["jpeg_quality"] == 80),
+    "--num_shards": ("2", lambda record, folder: record["parameters"]["num_shards"] == 2
+                     and len(list(folder.glob("part1/*.tfrecord.gz"))) == 2),
+    "--landmark_offset": ("0", lambda record, folder: record["parameters"]["read_options"]
+                          == {"landmark_offset": 0}),
+    "--frame_reshuffle": ("on", lambda record, folder: record["summary"]["frame_reshuffle"]
+                          == {"option": "on", "applied": True}),
+    "--synthetic_subjects": ("3", _synthetic("subjects", 3)),
+    "--synthetic_tasks": ("2", _synthetic("tasks", 2)),
+    "--synthetic_frames": ("4", _synthetic("frames", 4)),
+    "--synthetic_seed": ("1", _synthetic("seed", 1)),
+}
+PREPROCESSING_ARGS = [part for flag, (value, _) in PREPROCESSING.items() for part in (flag, value)]
 TINY = ["--width_unit", "1", "--crop_size", "32", "--hidden_units", "16", "--batch_size", "8",
-        "--epochs", "1,0,0", "--synthetic_subjects", "3", "--synthetic_frames", "4",
-        "--verbose", "0", "--runner=DirectRunner"]
+        "--epochs", "1,0,0", "--verbose", "0", "--runner=DirectRunner"]
 
 
 def test_flags_and_beam_pass_through():
     args = run_pipeline.parse(["--folds", "1,3", "--epochs", "8,2,2", "--learning_rates", "0.01",
-                               "--runner=DirectRunner", "--direct_num_workers=2"])
+                               "--runner=DirectRunner", "--direct_num_workers=2",
+                               "--direct_running_mode", "multi_processing"])
     assert args.folds == [1, 3] and args.epochs == [8, 2, 2] and args.learning_rates == [0.01]
-    assert args.beam_args == ["--runner=DirectRunner", "--direct_num_workers=2"]
+    assert args.beam_args == ["--runner=DirectRunner", "--direct_num_workers=2",
+                              "--direct_running_mode", "multi_processing"]
     assert args.dataset == "synthetic" and args.stages == list(run_pipeline.STAGES)
+    assert args.export_fold == 1 and args.preprocessing == {"synthetic": None}
     assert run_pipeline.parse(["--dataset", "bp4d", "--data_dir", "/x"]).folds == [1, 2, 3]
-    with pytest.raises(SystemExit):
-        run_pipeline.parse(["--stages", "train,deploy"])
-    with pytest.raises(SystemExit):
-        run_pipeline.parse(["--dataset", "bp4d"])  # no --data_dir
+    assert run_pipeline.parse(["--epochs", "0,2,2"]).epochs == [0, 2, 2]  # a phase may be skipped
+    args = run_pipeline.parse(["--jpeg_quality", "10", "--landmark_offset=-1", "--synthetic_frames",
+                               "3", "--frame_reshuffle", "auto"])
+    assert args.beam_args == [] and args.preprocessing == {
+        "jpeg_quality": 10, "landmark_offset": -1, "frame_reshuffle": "auto",
+        "synthetic": {"frames": 3}}
+
+
+# Each refused command line, and words its one parser error must carry.
+REFUSED = {
+    "misspelt flag": (["--outptu_dir", "x"], "unknown flag(s) --outptu_dir"),
+    "misspelt flag 2": (["--epohcs", "3"], "unknown flag(s) --epohcs"),
+    "single dash": (["-x"], "unknown flag(s) -x"),
+    "stray argument": (["train"], "unexpected argument(s) train"),
+    "bad Beam value": (["--direct_num_workers=two"], "--direct_num_workers: invalid int"),
+    "no epochs": (["--epochs", "0"], "--epochs: 0 trains no phase"),
+    "no epochs in any phase": (["--epochs", "0,0,0"], "--epochs: 0,0,0 trains no phase"),
+    "negative epochs": (["--epochs=-1"], "--epochs: -1 is not an integer >= 0"),
+    "empty epochs": (["--epochs", ","], "--epochs: ',' lists no value"),
+    "zero batch": (["--batch_size", "0"], "--batch_size: 0 is not a positive integer"),
+    "zero lr step": (["--lr_decay_every", "0"], "--lr_decay_every: 0 is not a positive integer"),
+    "fold 0 exported": (["--export_fold", "0"], "--export_fold: 0 is not a fold number"),
+    "untrained fold exported": (["--folds", "1,2", "--export_fold", "3"],
+                                "--export_fold 3 is not among --folds 1,2"),
+    "fold 4": (["--folds", "1,4"], "--folds: 4 is not a fold number"),
+    "negative seed": (["--seed", "-1"], "--seed: -1 is not an integer >= 0"),
+    "no stage": (["--stages", ""], "--stages names no stage"),
+    "unknown stage": (["--stages", "train,deploy"], "unknown stage(s) ['deploy']"),
+    "negative lr": (["--learning_rates=-0.5"], "--learning_rates: -0.5 is not a finite number > 0"),
+    "nan lr": (["--learning_rates", "0.01,nan"], "--learning_rates: nan is not a finite"),
+    "zero width": (["--width_unit", "0"], "--width_unit: 0 is not a positive integer"),
+    "zero hidden": (["--hidden_units", "0"], "--hidden_units: 0 is not a positive integer"),
+    "crop not /16": (["--crop_size", "40"], "--crop_size: 40 is not a multiple of 16"),
+    "crop > face": (["--crop_size", "208"], "--crop_size: 208 is not a multiple of 16 from 16 to"),
+    "jpeg 0": (["--jpeg_quality", "0"], "--jpeg_quality: 0 is not a JPEG quality from 1 to 100"),
+    "jpeg 101": (["--jpeg_quality", "101"], "--jpeg_quality: 101 is not a JPEG quality"),
+    "negative shards": (["--num_shards=-1"], "--num_shards: -1 is not an integer >= 0"),
+    "lr decay 0": (["--lr_decay", "0"], "--lr_decay: 0 is not a factor in (0, 1]"),
+    "lr decay > 1": (["--lr_decay", "1.5"], "--lr_decay: 1.5 is not a factor in (0, 1]"),
+    "momentum 1": (["--momentum", "1"], "--momentum: 1 is not a number in [0, 1)"),
+    "negative decay": (["--weight_decay=-1e-4"], "--weight_decay: -1e-4 is not a finite number"),
+    "infinite decay": (["--weight_decay", "inf"], "--weight_decay: inf is not a finite number"),
+    "verbose 3": (["--verbose", "3"], "--verbose: invalid choice: 3"),
+    "too few subjects": (["--synthetic_subjects", "2"], "needs 3 to"),
+    "synthetic flag, real data": (["--dataset", "bp4d", "--data_dir", "/x",
+                                   "--synthetic_frames", "3"],
+                                  "--synthetic_frames applies to --dataset synthetic only"),
+    "no data_dir": (["--dataset", "bp4d"], "--data_dir is required"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_bad_flags_are_one_parser_error(case, capsys):
+    argv, message = REFUSED[case]
+    with pytest.raises(SystemExit) as stop:
+        run_pipeline.parse(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("artifacts")
-    assert run_pipeline.main(["--output_dir", str(out), *TINY]) == 0
+    assert run_pipeline.main(["--output_dir", str(out), *TINY, *PREPROCESSING_ARGS]) == 0
     return out
 
 
@@ -45,11 +130,51 @@ def test_end_to_end_writes_every_stage(tiny_run, capsys):
                                                        "hidden_units": 16}
     # Same command again: every stage is skipped.
     capsys.readouterr()
-    assert run_pipeline.main(["--output_dir", str(out), *TINY]) == 0
+    assert run_pipeline.main(["--output_dir", str(out), *TINY, *PREPROCESSING_ARGS]) == 0
     printed = capsys.readouterr().out
     for stage in ("preprocess", "train", "evaluate", "export"):
         assert f"[{stage}] up to date, skipped" in printed, stage
     assert "held-out mean over folds [1]: average F1" in printed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", PREPROCESSING)
+def test_each_preprocessing_flag_reaches_the_stage(tiny_run, flag):
+    examples = tiny_run / "examples" / "synthetic"
+    record = json.loads((examples / "_COMPLETE.json").read_text())
+    assert PREPROCESSING[flag][1](record, examples), (record["parameters"], record["summary"])
+
+
+@pytest.mark.slow
+def test_video_offset_reaches_the_preprocessing_job(tiny_run, tmp_path, capsys):
+    """--video_offset is DISFA's: on the BP4D-layout synthetic set the job itself refuses it."""
+    argv = ["--output_dir", str(tmp_path), "--data_dir", str(tiny_run / "raw" / "synthetic"),
+            *TINY, *PREPROCESSING_ARGS, "--stages", "preprocess", "--video_offset", "0"]
+    assert run_pipeline.main(argv) == 2
+    assert "video_offset applies to DISFA only" in capsys.readouterr().err
+
+
+def _alone(out, *flags):
+    """run_pipeline.py in a fresh process on what an earlier run left in `out`, as users run it."""
+    done = subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "--output_dir", str(out),
+                           *TINY, *flags], cwd=out, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_each_stage_alone_in_a_fresh_process(tiny_run, tmp_path):
+    """Train on examples an earlier preprocess left; evaluate and export the model that training
+    process wrote (classes registered by the loader, not by whatever the process built before)."""
+    out = tmp_path / "earlier run"
+    shutil.copytree(tiny_run / "examples", out / "examples")
+    assert "[train] done" in _alone(out, "--stages", "train")
+    printed = _alone(out, "--stages", "evaluate,export")
+    assert "[evaluate] done" in printed and "[export] done" in printed
+    assert (out / "eval/synthetic/_COMPLETE.json").is_file()
+    assert (out / "serving/jaa_net/1/_COMPLETE.json").is_file()
+    assert "[export] done" in _alone(out, "--stages", "export", "--force")
+    assert (out / "serving/jaa_net/2/_COMPLETE.json").is_file()
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from components.base import UserError
+from components.base import COMPLETION_FILE, UserError
 from schemas.face import AU_SETS
 
 MODEL_FILE = "model.keras"              # what the Train stage writes into models/<dataset>/fold{k}/
@@ -29,14 +29,19 @@ def load_model(model_dir: str | os.PathLike):
                         "(or point at a models/<dataset>/fold<k> folder that holds model.keras)")
     import keras
 
-    import jaa_keras  # noqa: F401  (registers the JaaNet classes for deserialization)
+    # `import jaa_keras` alone stays light (the preprocessing job imports it); the model module
+    # registers JaaNet and its layers, which a fresh process needs before reading the file.
+    import jaa_keras.model  # noqa: F401
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # a truncated zip, a foreign file, a config that no longer builds ...
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise UserError(f"model file {path} could not be loaded ({type(e).__name__}: {reason}); "
-                        "it is corrupt or not a JAA-Net .keras file: re-run the train stage with "
-                        "--force for this fold") from None
+        # Never advise retraining here: the file may be fine and this code the one that changed.
+        raise UserError(f"model file {path} could not be loaded ({type(e).__name__}: {reason}). "
+                        "Check that it is the whole model.keras the train stage wrote (a copy cut "
+                        "short or another file fails like this) and that this checkout's code and "
+                        f"packages match those that trained it ('versions' in "
+                        f"{path.parent / COMPLETION_FILE})") from None
     if not hasattr(model, "config") or not hasattr(model.config, "aus"):
         raise UserError(f"model file {path} holds a {type(model).__name__}, not a JAA-Net model")
     return model

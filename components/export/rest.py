@@ -9,7 +9,9 @@ for the columnar format.
 
 `request_to_inputs` converts a body into the signature's input tensors the way the server does;
 `predict` runs it through a `tf.saved_model.load`ed model and shapes the reply like the server,
-so a client's JSON can be checked offline against the Keras model (tests/test_export.py).
+so a client's JSON can be checked offline against the Keras model (tests/test_export.py). A body
+the server would refuse gets the server's error reply instead, {"error": "<message>"}, with a
+message that says what to send.
 """
 from __future__ import annotations
 
@@ -17,6 +19,13 @@ import base64
 import json
 
 import numpy as np
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
+
+
+class RequestError(ValueError):
+    """A predict body TF Serving would refuse; its reply is {"error": str(error)}."""
 
 
 def _decode_strings(value):
@@ -34,44 +43,98 @@ def _input_specs(signature) -> dict:
     return specs
 
 
-def _to_array(value, spec):
+def _to_array(name: str, value, spec) -> np.ndarray:
+    """One input's values as the signature takes them: a non-empty batch, its shape, its dtype."""
     import tensorflow as tf
-    if spec.dtype == tf.string:
-        return np.array(_decode_strings(value), dtype=object)
-    return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+    strings = spec.dtype == tf.string
+    try:
+        array = np.array(_decode_strings(value), dtype=object) if strings else np.asarray(value)
+    except ValueError as e:  # rows of different lengths
+        raise RequestError(f'input "{name}" is not a rectangular array ({e})') from None
+    if array.ndim and not array.shape[0]:
+        raise RequestError(f'the batch of input "{name}" is empty: send at least one instance')
+    expected = tuple(spec.shape)
+    if array.ndim != len(expected) or any(
+            want is not None and want != got for want, got in zip(expected, array.shape)):
+        shape = str(tuple("batch" if d is None else d for d in expected)).replace("'", "")
+        raise RequestError(f'input "{name}" must have shape {shape}, got {array.shape}')
+    if strings:
+        if not all(isinstance(v, bytes) for v in array.flat):
+            raise RequestError(f'input "{name}" takes strings (binary ones as {{"b64": "..."}})')
+        return array
+    dtype = spec.dtype.as_numpy_dtype
+    if spec.dtype.is_integer:
+        low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+        if array.dtype.kind not in "iu":
+            sent = (f"numbers with a decimal point such as {array.flat[0]:g}"
+                    if array.dtype.kind == "f" else f"{array.dtype} values")
+            raise RequestError(f'input "{name}" takes integers {low}-{high} (an image\'s pixel '
+                               f"values), not {sent}: send the integers, not [0, 1]-normalised "
+                               "floats")
+        if array.min() < low or array.max() > high:
+            raise RequestError(f'input "{name}" takes integers {low}-{high}, but the request '
+                               f"sends values from {array.min()} to {array.max()}")
+    return array.astype(dtype)
+
+
+def _body(body) -> dict:
+    """The body as a JSON object holding exactly one of "instances" and "inputs"."""
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RequestError(f"the body is not valid JSON ({e})") from None
+    if not isinstance(body, dict):
+        raise RequestError('the body must be a JSON object, {"instances": [...]} (row format) or '
+                           '{"inputs": ...} (columnar format), not '
+                           + _JSON_TYPES.get(type(body), type(body).__name__))
+    if ("instances" in body) == ("inputs" in body):
+        raise RequestError('a predict body needs one of "instances" (row format) and "inputs" '
+                           "(columnar format)" + (", not both" if "inputs" in body else ""))
+    return body
+
+
+def _check_names(given, names: list[str], where: str) -> None:
+    unknown, missing = sorted(set(given) - set(names)), sorted(set(names) - set(given))
+    if unknown or missing:
+        raise RequestError(f"{where} " + "; ".join(
+            text for text in (unknown and f"has unknown input(s) {unknown}",
+                              missing and f"lacks input(s) {missing}") if text)
+                           + f": the signature's inputs are {names}")
 
 
 def request_to_inputs(body, signature) -> dict:
-    """A REST predict body (dict or JSON text) -> {input name: np.ndarray} for `signature`."""
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
+    """A REST predict body (dict or JSON text) -> {input name: np.ndarray} for `signature`.
+
+    Raises RequestError, with the message TF Serving's error reply would carry, for a body the
+    server would refuse."""
+    body = _body(body)
     specs = _input_specs(signature)
     names = sorted(specs)
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
-            raise ValueError('"instances" must be a non-empty list')
+            raise RequestError('"instances" must be a non-empty list (one entry per image or '
+                               "example)")
         columns = {n: [] for n in names}
-        for instance in instances:
+        for i, instance in enumerate(instances):
             if isinstance(instance, dict) and set(instance) != {"b64"}:
-                missing = set(names) - set(instance)
-                if missing:
-                    raise ValueError(f"instance lacks input(s) {sorted(missing)}")
+                _check_names(instance, names, f"instance {i}")
                 for n in names:
                     columns[n].append(instance[n])
             elif len(names) == 1:
                 columns[names[0]].append(instance)
             else:
-                raise ValueError(f"the signature has inputs {names}: each instance must be an object")
-        return {n: _to_array(columns[n], specs[n]) for n in names}
-    if "inputs" in body:
-        inputs = body["inputs"]
-        if not isinstance(inputs, dict):
-            if len(names) != 1:
-                raise ValueError(f"the signature has inputs {names}: \"inputs\" must be an object")
-            inputs = {names[0]: inputs}
-        return {n: _to_array(inputs[n], specs[n]) for n in names}
-    raise ValueError('a predict body needs "instances" (row format) or "inputs" (columnar format)')
+                raise RequestError(f"the signature has inputs {names}: each instance must be an "
+                                   "object")
+        return {n: _to_array(n, columns[n], specs[n]) for n in names}
+    inputs = body["inputs"]
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise RequestError(f'the signature has inputs {names}: "inputs" must be an object')
+        inputs = {names[0]: inputs}
+    _check_names(inputs, names, '"inputs"')
+    return {n: _to_array(n, inputs[n], specs[n]) for n in names}
 
 
 def outputs_to_response(outputs: dict, row_format: bool = True) -> dict:
@@ -87,12 +150,19 @@ def outputs_to_response(outputs: dict, row_format: bool = True) -> dict:
 
 
 def predict(loaded, body) -> dict:
-    """Answer a REST predict body with a `tf.saved_model.load`ed model, as TF Serving would."""
+    """Answer a REST predict body with a `tf.saved_model.load`ed model, as TF Serving would:
+    {"predictions": ...} / {"outputs": ...}, or {"error": "..."} for a body it would refuse."""
     import tensorflow as tf
-    if isinstance(body, (str, bytes)):
-        body = json.loads(body)
-    signature = loaded.signatures[body.get("signature_name", "serving_default")]
-    inputs = request_to_inputs(body, signature)
+    try:
+        body = _body(body)
+        name = body.get("signature_name", "serving_default")
+        if name not in loaded.signatures:
+            raise RequestError(f"signature_name {json.dumps(name)} is not one of this model's "
+                               f"signatures: {', '.join(sorted(loaded.signatures))}")
+        signature = loaded.signatures[name]
+        inputs = request_to_inputs(body, signature)
+    except RequestError as error:
+        return {"error": str(error)}
     outputs = signature(**{n: tf.constant(v) for n, v in inputs.items()})
     return outputs_to_response({n: t.numpy() for n, t in outputs.items()},
                                row_format="instances" in body)

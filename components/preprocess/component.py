@@ -23,6 +23,8 @@ PREPROCESS = StageSpec(
         Parameter("num_shards", int, 0, help="TFRecord files per part; 0: the runner chooses"),
         Parameter("landmark_offset", int, None),
         Parameter("video_offset", int, None),
+        Parameter("frame_reshuffle", str, "off", choices=("auto", "on", "off"), cache=False,
+                  help="spread each unit's frames over workers (pipeline/options.py)"),
         Parameter("synthetic", dict, None,
                   help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed)"),
     ),

@@ -20,7 +20,7 @@ def run_executor(inputs, outputs, params) -> dict:
             list(params["beam_args"]), force=params["_force"],
             landmark_offset=params["landmark_offset"], video_offset=params["video_offset"],
             jpeg_quality=params["jpeg_quality"], num_shards=params["num_shards"],
-            synthetic=synthetic)
+            frame_reshuffle=params["frame_reshuffle"], synthetic=synthetic)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         # DatasetLayoutError is a ValueError: a missing or foreign folder, an unreadable file.
         raise UserError(str(e)) from None
