@@ -5,7 +5,7 @@
 Writes GZIP TFRecords of textured 200 x 200 JPEG faces (so decoding costs what a real face
 costs), then times full passes of the training dataset (parse, decode, random crop, flip,
 normalise, batch) and of the evaluation dataset, after one warm-up pass. Compare with training
-speed: FACTS section 11 gives 2.8 images/s for the full-size network on 2 CPU cores.
+speed: docs/authors-releases.md gives 2.8 images/s for the full-size network on 2 CPU cores.
 """
 import argparse
 import json

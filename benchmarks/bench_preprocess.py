@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_preprocess [--quick] [--subjects 9] [--tasks 4] [--frames 50]
 
-1. align + encode alone, one thread (OpenCV limited to one thread): the FACTS section 7 warp,
+1. align + encode alone, one thread (OpenCV limited to one thread): the docs/data.md warp,
    the JPEG encode and the tf.Example serialization of frames already in memory, on the synthetic
    frames (288 x 288) and on the same frames scaled to BP4D's 1040 x 1392 (the warp reads more
    memory there). Target: >= 150 frames/s per core.

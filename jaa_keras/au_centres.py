@@ -1,4 +1,4 @@
-"""Where each AU is on the face: the EAC-Net rule that JAA-Net uses (FACTS section 3).
+"""Where each AU is on the face: the EAC-Net rule that JAA-Net uses (docs/network.md).
 
 Each AU has two centres, left and right. A centre is a landmark of the 49-point scheme moved
 vertically by a multiple of the ruler, the horizontal distance of the inner eye corners.

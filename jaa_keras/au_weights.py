@@ -1,4 +1,4 @@
-"""Per-AU loss weights from occurrence rates (paper Sec. 3.4, FACTS section 6).
+"""Per-AU loss weights from occurrence rates (paper Sec. 3.4, docs/network.md).
 
 NumPy only, so the preprocessing job can write the weights of each training split into
 stats.json without importing Keras; the losses take the weights as given.

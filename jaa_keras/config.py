@@ -1,6 +1,6 @@
 """One dataclass describes a JAA-Net; presets for BP4D and DISFA, ablations are fields.
 
-Numbers are from ../shared/reference/FACTS.md (sections 3-6) unless a comment says otherwise.
+Numbers are from docs/network.md unless a comment says otherwise.
 """
 import dataclasses
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""JAA-Net's losses (paper Eq. 2, 4, 6, 7; ../shared/reference/FACTS.md section 6).
+"""JAA-Net's losses (paper Eq. 2, 4, 6, 7; docs/network.md).
 
     E = E_au + lambda1 * E_align + lambda2 * E_r,    E_au = E_softmax + E_dice
 
@@ -37,7 +37,7 @@ from keras import ops
 
 from schemas.example import UNKNOWN_LABEL
 
-# Dice smooth term (the paper's epsilon in Eq. 7; FACTS section 6: 1).
+# Dice smooth term (the paper's epsilon in Eq. 7; docs/network.md: 1).
 DICE_SMOOTH = 1.0
 # Floor on the inter-ocular distance (pixels) so one corrupt example cannot produce inf/NaN.
 # Real inter-ocular distances in a 176 crop are tens of pixels; the pipeline rejects degenerate faces.
@@ -90,7 +90,7 @@ def au_dice_loss(labels, probabilities, weights=None, smooth: float = DICE_SMOOT
 
     Per entry: w_i * (1 - (2 p p_hat + smooth) / (p^2 + p_hat^2 + smooth)), smooth = 1 (paper);
     normalised over the known entries as the module docstring says. (The PyTorch release pools the
-    Dice over the batch per AU; FACTS section 6 and the paper's notation take it per sample.)
+    Dice over the batch per AU; docs/network.md and the paper's notation take it per sample.)
     """
     labels, targets, probabilities = _au_inputs(labels, probabilities)
     dice = 1.0 - (2.0 * targets * probabilities + smooth) / (

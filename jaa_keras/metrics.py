@@ -1,4 +1,4 @@
-"""Evaluation metrics (../shared/reference/FACTS.md section 10) and streaming Keras metrics.
+"""Evaluation metrics (docs/evaluation.md) and streaming Keras metrics.
 
 NumPy evaluation functions (whole test fold at once):
   au_detection_scores(labels, probabilities, threshold=0.5)

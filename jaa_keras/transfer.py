@@ -1,4 +1,4 @@
-"""Seeding a model from one trained on another AU set (DISFA from BP4D, FACTS section 7)."""
+"""Seeding a model from one trained on another AU set (DISFA from BP4D, docs/data.md)."""
 from jaa_keras.model import JaaNet
 
 # DISFA AU -> the BP4D AU whose attention and local branch seed it; AU 9 has none and starts fresh.

@@ -1,4 +1,4 @@
-"""Similarity alignment of a face to the ALIGNED_SIZE x ALIGNED_SIZE crop (FACTS section 7).
+"""Similarity alignment of a face to the ALIGNED_SIZE x ALIGNED_SIZE crop (docs/data.md).
 
 The authors' recipe, from the 49 landmarks of the raw frame:
   1. rotate about the origin so that the two eye centres are level;

@@ -106,7 +106,7 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     if strangers:
         raise DatasetLayoutError(
             f"{data_dir}: subject(s) {', '.join(strangers)} are in no official {raw_format} part "
-            f"(FACTS section 8); move them out of the folder to preprocess the rest")
+            f"(docs/data.md); move them out of the folder to preprocess the rest")
     expected_frames = _labelled_frames(raw_format, units)
     read_options = _read_options(raw_format, landmark_offset, video_offset)
     parameters = {"dataset": dataset, "data_dir": data_dir, "read_options": read_options,
@@ -191,7 +191,7 @@ def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_op
 
 
 # --------------------------------------------------------------------------------------------
-# AU weights (FACTS section 6)
+# AU weights (docs/network.md)
 def au_weights(positive, labelled) -> tuple[list[float], list[float], list[int]]:
     """(occurrence rates, loss weights, indices of AUs whose rate was floored).
 
@@ -235,7 +235,7 @@ def _stats(dataset: str, tally: dict) -> dict:
             "rejected": tally["rejected"], "parts": parts, "splits": splits,
             "landmark_pairing": tally["landmark_pairing"],
             "weight_rule": "w_i = (1/r_i) * n_au / sum_k (1/r_k), r_i = positive / labelled frames "
-                           "of the two training parts (FACTS section 6); an AU without a positive "
+                           "of the two training parts (docs/network.md); an AU without a positive "
                            f"frame counts {ZERO_RATE_POSITIVES} (listed under 'floored')"}
 
 

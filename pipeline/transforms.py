@@ -130,7 +130,7 @@ class _AlignFn(beam.DoFn):
 
 
 class AlignFrames(beam.PTransform):
-    """RawFrame -> AlignedFrame (FACTS section 7), or a Rejection on the "rejected" output for a
+    """RawFrame -> AlignedFrame (docs/data.md), or a Rejection on the "rejected" output for a
     frame with a problem from its reader or landmarks that define no alignment."""
 
     def expand(self, frames):
@@ -162,7 +162,7 @@ class _EncodeFn(beam.DoFn):
 
 class EncodeExamples(beam.PTransform):
     """AlignedFrame -> Example: JPEG at `jpeg_quality`, schemas.example's tf.Example, its part
-    from the official partition of `dataset` (FACTS section 8)."""
+    from the official partition of `dataset` (docs/data.md)."""
 
     def __init__(self, dataset: str, jpeg_quality: int = 95):
         super().__init__()

@@ -1,11 +1,11 @@
 """The 49-point landmark scheme and the AU sets of the supported datasets.
 
 Pure constants (no TensorFlow): the pipeline, the network and the input pipeline all read them
-from here. Numbers are from ../shared/reference/FACTS.md sections 1 and 2.
+from here. Numbers are from docs/landmarks-and-aus.md.
 """
 
 NUM_LANDMARKS = 49
-ALIGNED_SIZE = 200  # side of the aligned face every example holds (FACTS section 7)
+ALIGNED_SIZE = 200  # side of the aligned face every example holds (docs/data.md)
 
 # Index ranges of the 49-point scheme (0-based, inclusive ends written as Python ranges).
 LEFT_EYE = tuple(range(19, 25))   # eye on the image's left; inner corner 22
@@ -16,7 +16,7 @@ NOSE_TIP = 13
 MOUTH_CORNERS = (31, 37)
 
 # Horizontal-flip permutation, 0-based: after mirroring x, position i takes point FLIP_PERMUTATION[i].
-# FACTS section 1 gives it 1-based.
+# docs/landmarks-and-aus.md gives it 1-based.
 FLIP_PERMUTATION = tuple(p - 1 for p in (
     10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 11, 12, 13, 14, 19, 18, 17, 16, 15, 29, 28, 27, 26, 31, 30,
     23, 22, 21, 20, 25, 24, 38, 37, 36, 35, 34, 33, 32, 43, 42, 41, 40, 39, 46, 45, 44, 49, 48, 47))

@@ -1,4 +1,4 @@
-"""Geometry of the FACTS section 7 similarity alignment."""
+"""Geometry of the docs/data.md similarity alignment."""
 import cv2
 import numpy as np
 import pytest

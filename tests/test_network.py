@@ -130,7 +130,7 @@ def test_config_rejects_unusable_values():
         jaa_keras.build_jaanet("bp4d", aus=(1, 5), **TINY)
 
 
-# -- initial attention maps (FACTS sections 3-4) ------------------------------------------------
+# -- initial attention maps (docs/network.md) ------------------------------------------------
 
 def face_with_au1_centres(left, right, ruler=40.0):
     """Landmarks (crop pixels) whose AU 1 centres land exactly on `left` and `right` (x, y)."""
@@ -348,7 +348,7 @@ def test_a_training_step_reduces_the_loss_and_reports_its_parts():
     assert history["loss"][-1] < history["loss"][0]
 
 
-# -- DISFA from BP4D (FACTS section 7) ---------------------------------------------------------
+# -- DISFA from BP4D (docs/data.md) ---------------------------------------------------------
 
 def test_disfa_model_is_seeded_from_bp4d_branches_as_the_authors_map_them():
     from jaa_keras.transfer import DISFA_FROM_BP4D, transfer_weights

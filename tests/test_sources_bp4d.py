@@ -12,7 +12,7 @@ from pipeline.sources import FOLDS, DatasetLayoutError, bp4d, part_of, unknown_s
 from schemas.face import AU_SETS
 
 SIZE = 32
-FIRST_FRAME = 2440   # coded segments start deep into a task (FACTS section 9: F001 T1)
+FIRST_FRAME = 2440   # coded segments start deep into a task (docs/data.md: F001 T1)
 FRAMES = range(FIRST_FRAME, FIRST_FRAME + 6)
 # AU 4 is not coded (9) on the odd frames; AU 24 alternates; AU 99 is outside the BP4D set.
 CODES = {f: {1: 1, 2: 0, 4: 9 if f % 2 else 1, 24: f % 2, 99: 1} for f in FRAMES}

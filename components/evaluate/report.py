@@ -16,10 +16,10 @@ import numpy as np
 
 from schemas.face import au_name
 
-# The paper's JAA-Net results (percent). BP4D: Table 1; DISFA: Table 2 (its text in
-# ../shared/reference/jaa-net-eccv2018.txt is garbled by extraction; the JAA-Net columns read
+# The paper's JAA-Net results (percent). BP4D: Table 1; DISFA: Table 2 (in the text extracted
+# from the paper's PDF that table is garbled; its JAA-Net columns read
 # F1 43.7 46.2 56.0 41.4 44.7 69.6 88.3 58.4 / 56.0 and accuracy 93.4 96.1 86.9 91.4 95.8 91.2 93.4
-# 93.2 / 92.7, which agree with the averages in FACTS.md section 10). Landmarks: Table 4 (BP4D).
+# 93.2 / 92.7, which agree with the averages in docs/evaluation.md). Landmarks: Table 4 (BP4D).
 PAPER_RESULTS = {
     "bp4d": {
         "source": "Shao et al., ECCV 2018, Table 1 and Table 4",
@@ -75,7 +75,7 @@ def _nanmean(values):
 
 
 def mean_over_folds(aus, folds: dict) -> dict:
-    """The mean over the evaluated folds (each fold weighs the same, FACTS.md section 10).
+    """The mean over the evaluated folds (each fold weighs the same, docs/evaluation.md).
 
     Per AU: the mean of that AU's per-fold score (folds where it had no known label left out);
     averages: the mean of the per-fold averages over AUs; landmarks: the mean of per-fold values.

@@ -1,7 +1,7 @@
 """The train stage's contract: one model per fold (fold k tests on part k, trains on the others).
 
 Inputs:  examples   the preprocess stage's folder (part{1,2,3}/, stats.json)
-         init_from  optional: a trained model folder to seed from (DISFA from BP4D, FACTS sec. 7)
+         init_from  optional: a trained model folder to seed from (DISFA from BP4D, docs/data.md)
 Output:  model      models/<dataset>/fold<k>/: model.keras, checkpoints/, logs/, history.json
 The executor is components/train/executor.py.
 """

@@ -2,7 +2,7 @@
 
 Every example goes through `schemas.example.parse_examples` (the one description of an example).
 
-Geometry (FACTS section 7). The aligned face is ALIGNED_SIZE (200) square. At the paper's crop of
+Geometry (docs/data.md). The aligned face is ALIGNED_SIZE (200) square. At the paper's crop of
 176 the training crop takes offsets 0..24 in x and y and evaluation takes the centre (offset 12).
 For a smaller crop (the synthetic preset) the face is first resized to `resized_size(crop)` =
 round(crop * 200 / 176), so the crop keeps the same share of the face; landmarks and the

@@ -1,4 +1,4 @@
-"""Training schedules (FACTS section 7), the optimiser, and the training presets.
+"""Training schedules (docs/data.md), the optimiser, and the training presets.
 
 Paper schedule (Sec. 4.1 "Implementation Details", Caffe):
   phase 1 "all":       every module, 8 epochs, lr 0.01 (BP4D) / 0.001 (DISFA), lambda_align 0.5

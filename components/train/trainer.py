@@ -47,7 +47,7 @@ def au_weights_for_fold(examples_dir, fold: int, aus) -> np.ndarray:
     """AU loss weights of fold `fold`'s training split (the two other parts) from stats.json.
 
     The preprocessing job (pipeline/job.py) writes them as stats["splits"]["fold<k>"]["weights"],
-    in the order of stats["aus"] ("AU01", ...), with w_i = (1/r_i) * n / sum_k 1/r_k (FACTS 6).
+    in the order of stats["aus"] ("AU01", ...), with w_i = (1/r_i) * n / sum_k 1/r_k (docs/network.md).
     """
     path = Path(examples_dir) / "stats.json"
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""--init_from: seed a new model from a trained one (DISFA fine-tuned from BP4D, FACTS section 7).
+"""--init_from: seed a new model from a trained one (DISFA fine-tuned from BP4D, docs/data.md).
 
 The weight surgery is jaa_keras.transfer (the network owns its layout: region, alignment and
 global modules copied whole; each mapped AU's refinement and local feature stack copied; the
@@ -14,7 +14,7 @@ from components.base import UserError
 
 
 def branch_map(source_aus, target_aus) -> dict[int, int]:
-    """Target AU -> source AU (FACTS section 7)."""
+    """Target AU -> source AU (docs/data.md)."""
     from jaa_keras.transfer import DISFA_FROM_BP4D
     mapping = {}
     for au in target_aus:

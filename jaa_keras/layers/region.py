@@ -1,4 +1,4 @@
-"""Region learning: convolutions with separate weights for each patch of the face (FACTS section 5)."""
+"""Region learning: convolutions with separate weights for each patch of the face (docs/network.md)."""
 import keras
 from keras import layers, ops
 

@@ -1,4 +1,4 @@
-"""The high-level feature stack of the alignment, global and each local AU branch (FACTS section 5)."""
+"""The high-level feature stack of the alignment, global and each local AU branch (docs/network.md)."""
 import keras
 from keras import layers, ops
 

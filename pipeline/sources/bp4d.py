@@ -1,4 +1,4 @@
-"""BP4D-Spontaneous raw folders (FACTS section 9): list, read and write them.
+"""BP4D-Spontaneous raw folders (docs/data.md): list, read and write them.
 
 Layout under the root:
   Sequences_2D+3D/<subject>/<task>/<frame>.jpg   frame zero-padded to 4 digits (F001-F023,

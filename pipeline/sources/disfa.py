@@ -1,4 +1,4 @@
-"""DISFA raw folders (FACTS section 9): list, read and write them.
+"""DISFA raw folders (docs/data.md): list, read and write them.
 
 Layout under the root (folder and video names are matched case-insensitively; copies vary):
   Videos_LeftCamera/LeftVideo<subject>_comp.avi        frames 0-based; the right camera is unused
@@ -6,7 +6,7 @@ Layout under the root (folder and video names are matched case-insensitively; co
                                                        intensity 0-5, no header; N in CODED_AUS
   Landmark_Points/<subject>/tmp_frame_lm/<subject>_<NNNN>_lm.mat  (or l0<NNNN>_lm.mat)
       NNNN the 0-based frame; variable `pts`, 66 x 2, 1-based pixels; a few files are missing.
-A subject is one unit (task ""). Positive = intensity >= 2 (FACTS section 2); an intensity outside
+A subject is one unit (task ""). Positive = intensity >= 2 (docs/landmarks-and-aus.md); an intensity outside
 0-5 or a frame absent from one AU's file is -1 (not coded).
 
 Frame offsets. Label frame f (1-based) is decoded from video frame f + video_offset and takes the

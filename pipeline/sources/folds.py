@@ -1,4 +1,4 @@
-"""The official subject-exclusive 3-fold partitions (FACTS section 8).
+"""The official subject-exclusive 3-fold partitions (docs/data.md).
 
 Train on two parts, test on the third, report the mean over the three.
 """
@@ -27,7 +27,7 @@ def part_of(dataset: str, subject: str) -> int:
         if subject in subjects:
             return number
     raise DatasetLayoutError(
-        f"subject {subject!r} is not in any official {dataset} part (FACTS section 8); "
+        f"subject {subject!r} is not in any official {dataset} part (docs/data.md); "
         f"known subjects: {', '.join(sorted(s for part in FOLDS[dataset] for s in part))}")
 
 

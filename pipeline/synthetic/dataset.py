@@ -1,6 +1,6 @@
 """Write the synthetic dataset in BP4D's raw layout (or DISFA's), with a few planted bad frames.
 
-Subjects take real subject names, picked in turn from the three official parts of FACTS section 8,
+Subjects take real subject names, picked in turn from the three official parts of docs/data.md,
 so the official partition splits them (three parts with the same number of subjects, give or take
 one) and the BP4D / DISFA readers read the folders as they read the real ones. Everything follows
 from the seed: subject k and its sequences come from generators seeded with (seed, k, ...), so

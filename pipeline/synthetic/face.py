@@ -1,8 +1,8 @@
 """Face geometry of the synthetic dataset: a 49-point template, identities, AU deformations, pose.
 
 Canonical units: the eye centres are at (-0.5, 0) and (0.5, 0) (inter-ocular distance 1), y grows
-downward. Each AU moves only the landmarks of its own facial region (the regions of FACTS section
-3), by an amount proportional to its drawn strength in [0, 1].
+downward. Each AU moves only the landmarks of its own facial region (the AU centres of
+docs/network.md), by an amount proportional to its drawn strength in [0, 1].
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from schemas.face import NUM_LANDMARKS
 # Every AU the renderer can draw: BP4D's 12 and DISFA's 12 labelled AUs.
 DRAWN_AUS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
 
-# Neutral face in the 49-point order of FACTS section 1.
+# Neutral face in the 49-point order of docs/landmarks-and-aus.md.
 _LEFT_BROW = [(-0.86, -0.27), (-0.70, -0.38), (-0.52, -0.42), (-0.35, -0.40), (-0.19, -0.34)]
 _LEFT_EYE = [(-0.72, 0.0), (-0.58, -0.065), (-0.42, -0.065), (-0.28, 0.0),
              (-0.42, 0.055), (-0.58, 0.055)]

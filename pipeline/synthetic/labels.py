@@ -3,7 +3,7 @@
 A frame shows one expression drawn from a small repertoire (smiles bring AU6 with AU12, surprise
 AU1 with AU2 ...), the BP4D task of the sequence making its own emotion likelier (T1 happiness ...
 T8 disgust), plus a few AUs switched on or off at random. Each AU gets a DISFA-style intensity
-0-5: 0-1 is absent (1 is a trace the renderer draws faintly), 2-5 present (FACTS section 2).
+0-5: 0-1 is absent (1 is a trace the renderer draws faintly), 2-5 present (docs/landmarks-and-aus.md).
 """
 from __future__ import annotations
 
