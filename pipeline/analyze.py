@@ -225,10 +225,6 @@ def load_serving_function(info: ModelInfo):
     """images uint8 (B, 200, 200, 3) -> {au_probability, au_present, landmarks}, numpy."""
     import tensorflow as tf
 
-    # Grappler's remapper fuses a grouped Conv2D with its bias into a kernel that refuses grouped
-    # convolutions ("Fused conv implementation does not support grouped convolutions") on
-    # TensorFlow 2.21's CPU build; the region layer's patch-wise convolutions are grouped.
-    tf.config.optimizer.set_experimental_options({"remapping": False})
     if info.kind == "saved_model":
         signature = tf.saved_model.load(info.path).signatures[SERVING_SIGNATURE]
         call = lambda images: signature(images=images)  # noqa: E731

@@ -29,9 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny model exported by the Export stage into serving/jaa_net/1."""
-    # TF 2.21's CPU remapper cannot run the fused grouped convolution (see pipeline.analyze).
-    before = tf.config.optimizer.get_experimental_options().get("remapping", True)
-    tf.config.optimizer.set_experimental_options({"remapping": False})
     root = tmp_path_factory.mktemp("analyze model")
     model = build_jaanet(preset("bp4d", width_unit=1, crop_size=48, hidden_units=16))
     model.save(root / "tiny.keras")
@@ -39,8 +36,7 @@ def exported(tmp_path_factory):
     result = run_export(model=model_dir, output=root / "serving" / "jaa_net", dataset="synthetic",
                         log=None)
     version = result.outputs["saved_model"].path
-    yield {"root": root, "version": version, "loaded": tf.saved_model.load(str(version))}
-    tf.config.optimizer.set_experimental_options({"remapping": before})
+    return {"root": root, "version": version, "loaded": tf.saved_model.load(str(version))}
 
 
 def test_raw_images_signature_aligns_like_the_pipeline(exported):
