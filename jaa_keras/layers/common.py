@@ -48,16 +48,6 @@ class GroupedConv2D(layers.Conv2D):
         return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
                             dilations=self.dilation_rate)
 
-    def call(self, inputs):
-        # Keras adds the bias with tf.nn.bias_add, which grappler's remapper fuses with the
-        # convolution into one kernel that refuses grouped convolutions on TensorFlow 2.21's CPU
-        # build ("Fused conv implementation does not support grouped convolutions for now")
-        # inside every tf.function, the exported SavedModel's included. A plain add is not fused.
-        outputs = self.convolution_op(inputs, self.kernel)
-        if self.use_bias:
-            outputs = tf.add(outputs, self.bias)
-        return outputs if self.activation is None else self.activation(outputs)
-
 
 def grouped_conv(filters_per_group: int, groups: int, name: str) -> GroupedConv2D:
     """`groups` independent 3x3 convolutions run as one; group g reads and writes channel group g."""
