@@ -1,6 +1,6 @@
 """The serving graph: what TF Serving runs, with the evaluation preprocessing inside it.
 
-Two signatures over one trained JaaNet:
+Three signatures over one trained JaaNet:
   serving_default   images   uint8 (B, 200, 200, 3): aligned RGB faces, as the preprocess stage
                              writes them (schemas.example.ALIGNED_SIZE)
   examples          examples string (B,): serialized tf.Example protos in the schema
