@@ -25,6 +25,7 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.bench_network $(ARGS)
 	$(BIN)/python -m benchmarks.bench_preprocess $(ARGS)
 	$(BIN)/python -m benchmarks.bench_input_pipeline
+	$(BIN)/python -m benchmarks.bench_analyze
 
 clean:
 	rm -rf artifacts .pytest_cache

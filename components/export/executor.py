@@ -16,7 +16,8 @@ import numpy as np
 from components.base import UserError, read_json
 from components.evaluate.model_io import check_au_set, load_model, model_path
 from components.export import model_card
-from components.export.signatures import DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE, write_saved_model
+from components.export.signatures import (DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE, RAW_SIGNATURE,
+                                          write_saved_model)
 from components.export.warmup import write_warmup_file
 
 ASSETS_EXTRA = "assets.extra"
@@ -69,7 +70,7 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
 
     summary = {"version": version, "model_name": parameters["model_name"], "fold": fold,
                "aus": meta["aus"], "threshold": threshold,
-               "signatures": [DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE]}
+               "signatures": [DEFAULT_SIGNATURE, EXAMPLES_SIGNATURE, RAW_SIGNATURE]}
     if parameters["verify"]:
         summary["verify_max_abs_diff"] = verify_export(model, out, threshold)
     return summary

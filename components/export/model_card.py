@@ -41,6 +41,10 @@ def card_metadata(*, model, dataset: str, fold, version: int, model_name: str, t
             "serving_default": {"images": f"uint8 [batch, {ALIGNED_SIZE}, {ALIGNED_SIZE}, 3], aligned RGB faces"},
             "examples": {"examples": "string [batch], serialized tf.Example with a JPEG 'image' feature "
                                      f"of an aligned {ALIGNED_SIZE} x {ALIGNED_SIZE} face"},
+            "raw_images": {"images": "uint8 [batch, height, width, 3], raw RGB frames",
+                           "landmarks": f"float32 [batch, {2 * NUM_LANDMARKS}], the face's 49 "
+                                        "points in raw-frame pixels (outputs' landmarks in "
+                                        "raw-frame pixels too)"},
         },
         "outputs": {
             "au_probability": f"float32 [batch, {len(names)}], P(present), in the order of 'aus'",
@@ -121,6 +125,11 @@ def render_card(meta: dict) -> str:
         "resizing and pixel scaling happen inside the graph.",
         "- `examples`: `examples`, string [batch] serialized `tf.Example`s with the schema's JPEG "
         "`image` feature (other features are ignored, labels are not needed).",
+        "- `raw_images`: `images`, uint8 [batch, height, width, 3] raw RGB frames, and `landmarks`, "
+        f"float32 [batch, {2 * NUM_LANDMARKS}], the face's 49 points in raw-frame pixels; the "
+        "alignment happens inside the graph and `landmarks` come back in raw-frame pixels. "
+        "`python -m pipeline.analyze` finds the faces and landmarks with dlib's 68-point "
+        "predictor, trained on iBUG 300-W, whose terms exclude commercial use.",
         f"- Outputs: `au_probability` float32 [batch, {len(names)}]; `au_present` int32 (1 / 0); "
         f"`landmarks` float32 [batch, {2 * NUM_LANDMARKS}] as x0, y0, x1, y1, ... in pixels of the "
         "aligned face (49-point scheme without the jaw).",

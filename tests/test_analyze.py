@@ -1,0 +1,167 @@
+"""From photos and videos to AUs: the raw_images serving signature and `python -m pipeline.analyze`
+on scikit-image's astronaut photo (a real face), a photo without a face and a video made from the
+photo, with a tiny exported model."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from skimage import data
+
+from components.export.component import run_export
+from components.export.signatures import align_in_graph
+from jaa_keras import build_jaanet, preset
+from pipeline import analyze
+from pipeline.align import align_face, transform_points
+from schemas.face import au_names
+from tests._tiny_records import mean_face, train_artifact
+from tests.test_tracker import _moving_video
+
+AUS = au_names("bp4d")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny model exported by the Export stage into serving/jaa_net/1."""
+    root = tmp_path_factory.mktemp("analyze model")
+    model = build_jaanet(preset("bp4d", width_unit=1, crop_size=48, hidden_units=16))
+    model.save(root / "tiny.keras")
+    model_dir = train_artifact(root / "models" / "synthetic" / "fold1", root / "tiny.keras")
+    result = run_export(model=model_dir, output=root / "serving" / "jaa_net", dataset="synthetic",
+                        log=None)
+    version = result.outputs["saved_model"].path
+    return {"root": root, "version": version, "loaded": tf.saved_model.load(str(version))}
+
+
+def test_raw_images_signature_aligns_like_the_pipeline(exported):
+    """Raw frames + raw-pixel landmarks through raw_images give what pipeline.align followed by
+    serving_default gives, with the landmarks back in raw-frame pixels; any frame size."""
+    loaded = exported["loaded"]
+    rng = np.random.default_rng(0)
+    photo = data.astronaut()
+    # Three faces per request: the mean face's landmarks placed on the photo under a rotation,
+    # scale and shift (the pixels are the photo's; alignment only needs consistent landmarks).
+    for size, angle in (((512, 512), 15), ((330, 270), -30)):
+        frames, points = [], []
+        for scale in (1.0, 0.7, 1.3):
+            matrix = cv2.getRotationMatrix2D((100, 100), angle, scale)
+            matrix[:, 2] += rng.uniform(20, 60, 2)
+            frames.append(cv2.resize(photo, size))
+            points.append(transform_points(matrix, mean_face()).astype(np.float32))
+        frames, points = np.stack(frames), np.stack(points)
+        aligned = [align_face(f, p) for f, p in zip(frames, points)]
+        in_graph, _ = align_in_graph(tf.constant(frames), tf.constant(points.reshape(3, 98)))
+        grey_levels = np.abs(in_graph.numpy().astype(int) - np.stack([a.image for a in aligned]))
+        assert grey_levels.mean() < 1
+
+        reference = loaded.signatures["serving_default"](
+            images=tf.constant(np.stack([a.image for a in aligned])))
+        got = loaded.signatures["raw_images"](images=tf.constant(frames),
+                                              landmarks=tf.constant(points.reshape(3, 98)))
+        np.testing.assert_allclose(got["au_probability"], reference["au_probability"], atol=1e-3)
+        back = [transform_points(cv2.invertAffineTransform(a.matrix), p.reshape(49, 2))
+                for a, p in zip(aligned, reference["landmarks"].numpy())]
+        np.testing.assert_allclose(got["landmarks"].numpy().reshape(3, 49, 2), back, atol=0.05)
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_analyze_photos_and_a_video(exported, tmp_path):
+    """The command a user runs, in a fresh process, on paths with spaces: a folder of two photos
+    (one without a face) and a video; --model given as the serving folder above the versions."""
+    photo = data.astronaut()
+    photos = tmp_path / "my photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "astronaut.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "coffee.jpg"), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    video, _ = _moving_video(photo)
+    blank = np.full_like(video[0], 90)
+    clip = tmp_path / "a clip (1).avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame in video + [blank] * 4:   # the face leaves; the detection at frame 16 notices
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "out put"
+    run = subprocess.run(
+        [sys.executable, "-m", "pipeline.analyze", "--input", str(photos), str(clip),
+         "--model", str(exported["root"] / "serving"), "--output_dir", str(out),
+         "--redetect_every", "5", "--runner=DirectRunner"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["astronaut", "coffee", "a clip (1)"]
+    assert "16 frames, 1 faces, 1 frames without a face" in lines[2]
+
+    header = analyze.csv_header(AUS)
+    astronaut = _rows(out / "astronaut.csv")
+    assert list(astronaut[0]) == header and len(astronaut) == 1
+    row = astronaut[0]
+    assert row["success"] == "1" and row["face_id"] == "0" and float(row["confidence"]) > 0.5
+    # The AU probabilities are the model's on the face aligned with the CSV's own landmarks.
+    points = np.array([[float(row[f"x_{i}"]), float(row[f"y_{i}"])] for i in range(49)])
+    face = align_face(photo, points)
+    expected = exported["loaded"].signatures["serving_default"](images=tf.constant(face.image[None]))
+    probability = [float(row[f"{au}_p"]) for au in AUS]
+    np.testing.assert_allclose(probability, expected["au_probability"].numpy()[0], atol=2e-4)
+    assert [int(row[f"{au}_c"]) for au in AUS] == [int(p >= 0.5) for p in probability]
+    model_points = transform_points(cv2.invertAffineTransform(face.matrix),
+                                    expected["landmarks"].numpy().reshape(49, 2))
+    assert abs(float(row["model_x_13"]) - model_points[13, 0]) < 0.02
+
+    coffee = _rows(out / "coffee.csv")
+    assert len(coffee) == 1 and coffee[0]["success"] == "0" and coffee[0]["AU01_p"] == ""
+
+    frames = _rows(out / "a clip (1).csv")
+    assert [int(r["frame"]) for r in frames] == list(range(1, 17))
+    np.testing.assert_allclose([float(r["timestamp"]) for r in frames], np.arange(16) / 10, atol=1e-3)
+    assert {r["face_id"] for r in frames if r["success"] == "1"} == {"0"}
+    assert [r["success"] for r in frames][-1] == "0"
+    assert (out / "a clip (1).png").stat().st_size > 0 and not (out / "astronaut.png").exists()
+
+
+def test_bad_input_gives_one_clear_error(tmp_path, capsys):
+    model = str(tmp_path / "checked after the inputs")
+    with pytest.raises(SystemExit, match="no such file or folder"):
+        analyze.main(["--input", str(tmp_path / "missing.mp4"), "--model", model,
+                      "--output_dir", str(tmp_path)])
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SystemExit, match="notes.txt: not an image or video"):
+        analyze.main(["--input", str(tmp_path / "notes.txt"), "--model", model,
+                      "--output_dir", str(tmp_path)])
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(SystemExit, match="broken.mp4: OpenCV cannot open"):
+        analyze.main(["--input", str(tmp_path / "broken.mp4"), "--model", model,
+                      "--output_dir", str(tmp_path)])
+    (tmp_path / "empty").mkdir()
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((8, 8, 3), 128, np.uint8))
+    with pytest.raises(SystemExit, match="--model .*empty: not a SavedModel"):
+        analyze.main(["--input", str(tmp_path / "grey.png"), "--model", str(tmp_path / "empty"),
+                      "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        analyze.main(["--input", "x.png", "--model", model, "--output_dir", "o", "--frobnicate"])
+    assert "unknown option(s) ['--frobnicate']" in capsys.readouterr().err
+
+
+def test_inputs_expand_like_openface(tmp_path):
+    """A folder of images: one unit per image, or one sequence with --sequence; globs; videos."""
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for name in ("b.jpg", "a.png", "c.txt", "d.mp4"):
+        (folder / name).write_bytes(b"")
+    units = analyze.expand_inputs([str(folder)])
+    assert [(u.name, u.kind) for u in units] == [("a", "image"), ("b", "image"), ("d", "video")]
+    sequence = analyze.expand_inputs([str(folder)], sequence=True)
+    assert [(u.name, u.kind, len(u.paths)) for u in sequence] == [("shots", "sequence", 2),
+                                                                   ("d", "video", 1)]
+    assert [u.name for u in analyze.expand_inputs([str(folder / "*.jpg")])] == ["b"]
+    with pytest.raises(analyze.UserError, match="both write a.csv"):
+        analyze.expand_inputs([str(folder / "a.png"), str(folder / "a.png")])
