@@ -264,7 +264,9 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                                          batch_size=max(batch_size, 32),
                                          subject_split=("validation", held_out))
             train_split = ("train", held_out)
-        num_train = ip.count_examples(files, train_split)
+        record_counts = ip.file_record_counts(files, examples_dir)
+        num_train = sum(record_counts) if train_split is None else \
+            ip.count_examples(files, train_split)
         if num_train == 0:
             raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
         log(f"{num_train} training examples in parts {list(train_parts)}")
@@ -295,7 +297,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 data = ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
                                        batch_size=batch_size, seed=seed, epoch=epoch,
                                        shuffle_buffer=shuffle_buffer, subject_split=train_split,
-                                       num_examples=num_train)
+                                       num_examples=num_train, record_counts=record_counts)
                 nan_stop = _NanStop.make()
                 steps_before = int(model.optimizer.iterations.numpy())
                 t0 = time.perf_counter()
