@@ -31,7 +31,7 @@ import numpy as np
 
 from components.base import UserError, read_json, write_json_atomic
 from components.train import input_pipeline as ip
-from components.train.schedule import CoupledDecaySGD, Phase, learning_rate
+from components.train.schedule import Phase, learning_rate, optimizer_for
 
 CHECKPOINT_STATE = "state.json"
 
@@ -281,8 +281,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 continue
             with strategy.scope():
                 _set_trainable(model, phase.modules)
-                optimizer = CoupledDecaySGD(learning_rate=phase.learning_rate, momentum=momentum,
-                                            nesterov=phase.nesterov, l2_decay=weight_decay)
+                optimizer = optimizer_for(phase, momentum, weight_decay)
                 loss = JaaNetLoss(model.config, au_weights, lambda_align=phase.lambda_align)
                 model.compile(optimizer=optimizer, objective=loss)
             if start_global > global_epoch:  # resume inside this phase
