@@ -286,6 +286,21 @@ def test_disfa_is_seeded_from_bp4d_as_facts_section_7_maps_it():
             np.testing.assert_array_equal(np.asarray(w_new), np.asarray(w_old))
 
 
+def test_disfa_without_init_from_warns_that_the_paper_starts_from_bp4d(examples, tmp_path, capsys):
+    # The warning comes first; these (synthetic) examples then stop the run cheaply.
+    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "m"},
+                  parameters=_params(dataset="disfa"), log=None)
+    assert "WARNING: training DISFA from scratch" in capsys.readouterr().out
+    from tests._tiny_records import train_artifact
+    (tmp_path / "bp4d.keras").write_bytes(b"never read: the run stops before loading it")
+    bp4d = train_artifact(tmp_path / "bp4d fold1", tmp_path / "bp4d.keras", dataset="bp4d")
+    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
+        run_stage(TRAIN, inputs={"examples": examples, "init_from": bp4d},
+                  outputs={"model": tmp_path / "m2"}, parameters=_params(dataset="disfa"), log=None)
+    assert "WARNING" not in capsys.readouterr().out
+
+
 def test_seeding_from_an_unrelated_or_misshaped_model_is_a_clear_error():
     from components.train.transfer import seed_from
     from jaa_keras import build_jaanet
