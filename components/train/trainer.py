@@ -190,7 +190,7 @@ class _NanStop:
 
 
 def evaluate_model(model, dataset) -> dict:
-    """Mean F1 and landmark mean error over a dataset (centre crops)."""
+    """Mean and per-AU F1 and landmark mean error over a dataset (centre crops)."""
     from jaa_keras.metrics import au_detection_scores, landmark_errors, landmark_summary
     labels, probabilities, predicted, true, iod = [], [], [], [], []
     for images, y in dataset:
@@ -205,6 +205,7 @@ def evaluate_model(model, dataset) -> dict:
     au = au_detection_scores(np.concatenate(labels), np.concatenate(probabilities))
     errors = landmark_errors(np.concatenate(predicted), np.concatenate(true), np.concatenate(iod))
     return {"mean_f1": float(au["mean_f1"]), "mean_accuracy": float(au["mean_accuracy"]),
+            "au_f1": [float(f) for f in au["f1"]],
             **{f"landmark_{k}": float(v) for k, v in landmark_summary(errors).items()}}
 
 
