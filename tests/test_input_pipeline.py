@@ -169,3 +169,43 @@ def test_no_manifest_or_a_part_it_does_not_list_is_a_clear_error(tiny, tmp_path)
     (tiny / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="lists no TFRecord files of part 2"):
         ip.part_files(tiny, [2])
+
+
+def _subject_ordered_files(folder, subjects=40, frames=15, files=4):
+    """Records written subject by subject into a few files, as the preprocessing writes them;
+    subject s is told by its AU labels (the bits of s), which training leaves untouched."""
+    per_file = -(-subjects // files)
+    paths = []
+    for f in range(files):
+        examples = [draw_example(mean_face(), (s >> np.arange(len(AUS))) & 1, subject=f"S{s}",
+                                 frame=n)
+                    for s in range(f * per_file, min((f + 1) * per_file, subjects))
+                    for n in range(frames)]
+        paths.append(folder / f"part1" / f"examples-{f:05d}-of-{files:05d}.tfrecord.gz")
+        write_records(paths[-1], examples)
+    return paths
+
+
+def _expected_distinct(counts, batch):
+    """Mean number of distinct subjects in `batch` records drawn without replacement."""
+    from math import comb
+    total = sum(counts)
+    return sum(1 - comb(total - n, batch) / comb(total, batch) for n in counts)
+
+
+def test_every_epoch_is_a_uniform_shuffle_of_the_whole_split(tmp_path):
+    subjects, frames, batch = 40, 15, 9
+    files = _subject_ordered_files(tmp_path, subjects, frames)
+    bits = 2 ** np.arange(len(AUS))
+    distinct = []
+    for epoch in range(2):
+        # A buffer 1/24 of the split: BP4D's ~97k training frames against the default 4,096.
+        ds = ip.make_dataset(files, len(AUS), 32, training=True, batch_size=batch, seed=5,
+                             epoch=epoch, shuffle_buffer=subjects * frames // 24)
+        seen = np.concatenate([labels["au"].numpy().astype(int) @ bits for _, labels in ds])
+        # Each record exactly once per epoch: every subject's frames, no more, no fewer.
+        np.testing.assert_array_equal(np.bincount(seen, minlength=subjects), [frames] * subjects)
+        whole = len(seen) // batch * batch
+        distinct += [len(set(b)) for b in seen[:whole].reshape(-1, batch)]
+    expected = _expected_distinct([frames] * subjects, batch)
+    assert abs(np.mean(distinct) - expected) < 0.1 * expected, (np.mean(distinct), expected)

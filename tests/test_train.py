@@ -73,6 +73,41 @@ def test_weight_decay_is_coupled_like_caffe():
     assert CoupledDecaySGD.from_config(opt.get_config()).l2_decay == wd
 
 
+def test_paper_schedule_steps_like_the_caffe_solver():
+    """Caffe, per parameter: h' = m h + lr * lr_mult * (g + decay * decay_mult * w);
+    w -= (1 + m) h' - m h (Nesterov). Biases: lr_mult 2, decay_mult 0; kernels: 1 and 1."""
+    import keras
+    import tensorflow as tf
+    from components.train.schedule import optimizer_for
+    lr, m, wd = 0.1, 0.9, 0.05
+    layer = keras.layers.Dense(2, bias_initializer="ones")
+    x = np.array([[1.0, -2.0, 0.5]], np.float32)
+    layer.build(x.shape)
+    paper = build_schedule("paper", "bp4d", learning_rates=[lr])
+    assert all(p.nesterov and p.bias_lr_multiplier == 2 and not p.decay_biases for p in paper)
+    (joint,) = build_schedule("joint", "bp4d")
+    assert joint.bias_lr_multiplier == 1 and joint.decay_biases
+    opt = optimizer_for(paper[0], momentum=m, weight_decay=wd)
+    expected = {"kernel": (1.0, 1.0), "bias": (2.0, 0.0)}  # (lr_mult, decay_mult)
+    weights = {v.name: np.asarray(v) for v in layer.weights}
+    history = {name: np.zeros_like(w) for name, w in weights.items()}
+    for _ in range(2):  # the second step carries momentum
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x) ** 2)
+        grads = tape.gradient(loss, layer.trainable_variables)
+        opt.apply_gradients(zip(grads, layer.trainable_variables))
+        for variable, g in zip(layer.trainable_variables, grads):
+            lr_mult, decay_mult = expected[variable.name]
+            w, h = weights[variable.name], history[variable.name]
+            new_h = m * h + lr * lr_mult * (np.asarray(g) + wd * decay_mult * w)
+            weights[variable.name] = w - ((1 + m) * new_h - m * h)
+            history[variable.name] = new_h
+            np.testing.assert_allclose(variable.numpy(), weights[variable.name], rtol=1e-5,
+                                       err_msg=variable.name)
+    restored = type(opt).from_config(opt.get_config())
+    assert (restored.bias_lr_multiplier, restored.decay_biases, restored.nesterov) == (2, False, True)
+
+
 # -- training ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_train_stage_writes_its_artifact_skips_and_freezes(examples, tmp_path):
@@ -284,6 +319,21 @@ def test_disfa_is_seeded_from_bp4d_as_facts_section_7_maps_it():
     for new_layer, old_layer in zip(disfa.attention.au_layers(9), fresh.attention.au_layers(9)):
         for w_new, w_old in zip(new_layer.weights, old_layer.weights):
             np.testing.assert_array_equal(np.asarray(w_new), np.asarray(w_old))
+
+
+def test_disfa_without_init_from_warns_that_the_paper_starts_from_bp4d(examples, tmp_path, capsys):
+    # The warning comes first; these (synthetic) examples then stop the run cheaply.
+    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
+        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "m"},
+                  parameters=_params(dataset="disfa"), log=None)
+    assert "WARNING: training DISFA from scratch" in capsys.readouterr().out
+    from tests._tiny_records import train_artifact
+    (tmp_path / "bp4d.keras").write_bytes(b"never read: the run stops before loading it")
+    bp4d = train_artifact(tmp_path / "bp4d fold1", tmp_path / "bp4d.keras", dataset="bp4d")
+    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
+        run_stage(TRAIN, inputs={"examples": examples, "init_from": bp4d},
+                  outputs={"model": tmp_path / "m2"}, parameters=_params(dataset="disfa"), log=None)
+    assert "WARNING" not in capsys.readouterr().out
 
 
 def test_seeding_from_an_unrelated_or_misshaped_model_is_a_clear_error():

@@ -30,6 +30,11 @@ def run_executor(inputs, outputs, params) -> dict:
     dataset, fold = params["dataset"], params["fold"]
     if dataset not in AU_SETS:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(AU_SETS)}")
+    if dataset == "disfa" and inputs.get("init_from") is None:
+        print("[train] WARNING: training DISFA from scratch. The paper always fine-tunes DISFA from "
+              "a trained BP4D model (region, alignment and global modules, and the attention and "
+              "local branches of shared AUs); without it expect lower F1. Train BP4D first and "
+              "pass --init_from artifacts/models/bp4d.", flush=True)
     examples = inputs["examples"]
     produced = examples.parameters.get("dataset")
     if produced is not None and produced != dataset:

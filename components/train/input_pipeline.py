@@ -16,10 +16,20 @@ the same AUs.
 Pixels are RGB scaled to [-1, 1]. Labels: {"au": (n_au,) float32 with -1 unknown,
 "landmarks": (98,) float32 in crop pixels, "inter_ocular": () float32 in crop pixels}.
 
-Determinism: the data order and every random crop/flip of epoch e are a function of (seed, e)
-alone: the file order is shuffled with numpy's RNG, the shuffle buffer gets a fixed seed, and
-each example's augmentation uses stateless random ops seeded by (seed, epoch, its position).
-A training run restarted at epoch e therefore sees exactly the batches it would have seen.
+Shuffle (training). Every epoch is a uniform random order of the whole training split, the
+authors' "shuffle the whole list every epoch" (records are written subject by subject, so
+reading files through a buffer gives batches of one or two subjects). GZIP records cannot be
+read at an offset, so the epoch's permutation is served in windows of `shuffle_buffer` records:
+window w takes one pass over the files (in parallel), keeps the serialized records whose place
+in the permutation falls in w and puts them in that order. Memory holds serialized records of
+about three windows (the one being read, one ready, one being consumed), never decoded images;
+a split of N records costs ceil(N / shuffle_buffer) reading passes per epoch, overlapped with
+training.
+
+Determinism: the permutation and every random crop/flip of epoch e are a function of (seed, e)
+alone: the permutation comes from numpy's RNG seeded with (seed, e), and each example's
+augmentation uses stateless random ops seeded by (seed, epoch, its position). A training run
+restarted at epoch e therefore sees exactly the batches it would have seen.
 """
 from __future__ import annotations
 
@@ -28,6 +38,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from pipeline.manifest import MANIFEST_FILE, listed_entries, listed_files
 from schemas.example import ALIGNED_SIZE, parse_examples
 from schemas.face import FLIP_PERMUTATION, NUM_LANDMARKS
 
@@ -50,7 +61,6 @@ def part_files(examples_dir: str | os.PathLike, parts) -> list[str]:
     """The TFRecord files of the given parts (1-based) as the dataset's manifest.json lists them,
     each checked against its recorded size and sha256 first (pipeline.manifest: what the check
     costs, and what a file damaged later gives). A file the manifest does not list is not read."""
-    from pipeline.manifest import listed_files
     return listed_files(examples_dir, parts)
 
 
@@ -130,51 +140,84 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
                  seed: int = 0, epoch: int = 0, shuffle_buffer: int = 4096,
                  drop_remainder: bool = False, keep_metadata: bool = False,
                  subject_split: tuple[str, tuple[str, ...]] | None = None,
-                 num_examples: int | None = None) -> tf.data.Dataset:
-    """The batched dataset of one epoch (training) or of one pass (evaluation).
+                 num_examples: int | None = None,
+                 record_counts: list[int] | None = None) -> tf.data.Dataset:
+    """The batched dataset of one epoch (training) or of one pass (evaluation, in file order).
 
+    shuffle_buffer: training reads its permutation in windows of this many records (module doc).
     keep_metadata: add "subject", "task", "frame" to the labels dict (evaluation reports, and
       naming the records of a training batch whose loss was not finite).
     subject_split: ("validation", subjects) keeps only these subjects' examples, ("train",
       subjects) all others: a subject-exclusive hold-out inside the training parts.
     num_examples: the number of examples (count_examples), so that Keras knows the epoch length.
+    record_counts: records per file (file_record_counts); counted here when not given.
     """
     files = [os.fspath(f) for f in files]
     if training:
-        order = np.random.default_rng([seed, epoch]).permutation(len(files))
-        files = [files[i] for i in order]
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type=_compression(f)),
-                       cycle_length=min(4, max(1, len(files))), num_parallel_calls=AUTOTUNE,
-                       deterministic=True)
+        counts = record_counts if record_counts is not None else file_record_counts(files)
+        ds = shuffled_records(files, counts, seed, epoch, shuffle_buffer)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+            _records, cycle_length=min(4, max(1, len(files))), num_parallel_calls=AUTOTUNE,
+            deterministic=True)
     if subject_split is not None:
         ds = ds.filter(_subject_filter(*subject_split))
     if num_examples is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=_epoch_seed(seed, epoch), reshuffle_each_iteration=False)
-        ds = ds.enumerate()
-        epoch_seed = _epoch_seed(seed, epoch)
+    epoch_seed = tf.constant(_epoch_seed(seed, epoch), tf.int64)
 
-        def _map(index, serialized):
-            example = parse_examples(serialized, num_aus)
-            image, labels = transform_example(
-                example, crop_size, True, tf.stack([tf.constant(epoch_seed, tf.int64), index]))
-            if keep_metadata:
-                labels.update(subject=example["subject"], task=example["task"],
-                              frame=example["frame"])
-            return image, labels
-        ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
-    else:
-        def _map(serialized):
-            example = parse_examples(serialized, num_aus)
-            image, labels = transform_example(example, crop_size, False)
-            if keep_metadata:
-                labels.update(subject=example["subject"], task=example["task"],
-                              frame=example["frame"])
-            return image, labels
-        ds = ds.map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
+    def _map(position, serialized):
+        example = parse_examples(serialized, num_aus)
+        image, labels = transform_example(example, crop_size, training,
+                                          tf.stack([epoch_seed, position]))
+        if keep_metadata:
+            labels.update(subject=example["subject"], task=example["task"], frame=example["frame"])
+        return image, labels
+    ds = ds.enumerate().map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+
+
+def shuffled_records(files, record_counts, seed: int, epoch: int, window: int) -> tf.data.Dataset:
+    """The serialized records of `files` in the uniform random order of epoch (seed, epoch)."""
+    if len(record_counts) != len(files):
+        raise ValueError(f"{len(record_counts)} record counts for {len(files)} files")
+    total = int(sum(record_counts))
+    window = max(1, min(int(window), total))
+    # place[i]: where record i (numbered through the files in order) comes in this epoch.
+    place = np.empty(total, np.int64)
+    place[np.random.default_rng([seed, epoch]).permutation(total)] = np.arange(total)
+    place = tf.constant(place)
+    starts = np.concatenate([[0], np.cumsum(record_counts)[:-1]]).astype(np.int64)
+    numbered_files = tf.data.Dataset.from_tensor_slices((files, starts))
+
+    def read_window(w):
+        # Arrival order does not matter (the window is sorted below): read files in parallel.
+        numbered = numbered_files.interleave(
+            lambda file, start: _records(file).enumerate(start), cycle_length=min(8, len(files)),
+            num_parallel_calls=AUTOTUNE, deterministic=False)
+        mine = numbered.map(lambda i, record: (tf.gather(place, i), record)).filter(
+            lambda where, _: where // window == w)
+        return mine.batch(window)
+
+    def in_place(where, records):
+        return tf.gather(records, tf.argsort(where))
+    windows = tf.data.Dataset.range(-(-total // window)).flat_map(read_window).prefetch(1)
+    return windows.map(in_place).unbatch()
+
+
+def file_record_counts(files, examples_dir=None) -> list[int]:
+    """Records in each file: from the preprocessing's manifest.json when it lists the file,
+    else counted (one pass)."""
+    listed = {}
+    if examples_dir and os.path.isfile(os.path.join(os.fspath(examples_dir), MANIFEST_FILE)):
+        listed = {os.path.normpath(os.path.join(os.fspath(examples_dir), entry["path"])):
+                  int(entry["records"])
+                  for entry in listed_entries(examples_dir) if entry.get("records") is not None}
+    counts = []
+    for f in map(os.fspath, files):
+        known = listed.get(os.path.normpath(f))
+        counts.append(known if known is not None else _count(_records(tf.constant(f))))
+    return counts
 
 
 def count_examples(files, subject_split: tuple[str, tuple[str, ...]] | None = None) -> int:
@@ -183,7 +226,15 @@ def count_examples(files, subject_split: tuple[str, tuple[str, ...]] | None = No
                                  compression_type=_compression(tf.constant(os.fspath(files[0]))))
     if subject_split is not None:
         ds = ds.filter(_subject_filter(*subject_split))
+    return _count(ds)
+
+
+def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def _records(file):
+    return tf.data.TFRecordDataset(file, compression_type=_compression(file))
 
 
 def _subject_filter(which: str, subjects):

@@ -31,7 +31,7 @@ import numpy as np
 
 from components.base import UserError, read_json, write_json_atomic
 from components.train import input_pipeline as ip
-from components.train.schedule import CoupledDecaySGD, Phase, learning_rate
+from components.train.schedule import Phase, learning_rate, optimizer_for
 from pipeline.manifest import corrupt_record_error
 
 CHECKPOINT_STATE = "state.json"
@@ -206,7 +206,7 @@ def _suspects(dataset, bad_batch) -> str:
 
 
 def evaluate_model(model, dataset) -> dict:
-    """Mean F1 and landmark mean error over a dataset (centre crops)."""
+    """Mean and per-AU F1 and landmark mean error over a dataset (centre crops)."""
     from jaa_keras.metrics import au_detection_scores, landmark_errors, landmark_summary
     labels, probabilities, predicted, true, iod = [], [], [], [], []
     for images, y in dataset:
@@ -221,6 +221,7 @@ def evaluate_model(model, dataset) -> dict:
     au = au_detection_scores(np.concatenate(labels), np.concatenate(probabilities))
     errors = landmark_errors(np.concatenate(predicted), np.concatenate(true), np.concatenate(iod))
     return {"mean_f1": float(au["mean_f1"]), "mean_accuracy": float(au["mean_accuracy"]),
+            "au_f1": [float(f) for f in au["f1"]],
             **{f"landmark_{k}": float(v) for k, v in landmark_summary(errors).items()}}
 
 
@@ -280,7 +281,9 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                                          batch_size=max(batch_size, 32),
                                          subject_split=("validation", held_out))
             train_split = ("train", held_out)
-        num_train = ip.count_examples(files, train_split)
+        record_counts = ip.file_record_counts(files, examples_dir)
+        num_train = sum(record_counts) if train_split is None else \
+            ip.count_examples(files, train_split)
         if num_train == 0:
             raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
         log(f"{num_train} training examples in parts {list(train_parts)}")
@@ -289,7 +292,8 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             return ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
                                    batch_size=batch_size, seed=seed, epoch=epoch,
                                    shuffle_buffer=shuffle_buffer, subject_split=train_split,
-                                   num_examples=num_train, keep_metadata=keep_metadata)
+                                   num_examples=num_train, record_counts=record_counts,
+                                   keep_metadata=keep_metadata)
 
         t_start = time.perf_counter()
         global_epoch = 0
@@ -301,8 +305,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 continue
             with strategy.scope():
                 _set_trainable(model, phase.modules)
-                optimizer = CoupledDecaySGD(learning_rate=phase.learning_rate, momentum=momentum,
-                                            nesterov=phase.nesterov, l2_decay=weight_decay)
+                optimizer = optimizer_for(phase, momentum, weight_decay)
                 loss = JaaNetLoss(model.config, au_weights, lambda_align=phase.lambda_align)
                 model.compile(optimizer=optimizer, objective=loss)
             if start_global > global_epoch:  # resume inside this phase

@@ -1,0 +1,173 @@
+"""Does the paper's network learn? The paper configuration trained on the synthetic BP4D set.
+
+    python -m benchmarks.bench_learning [--subjects 9] [--tasks 4] [--frames 50]
+                                        [--epochs 8,2,2] [--output_dir artifacts/bench_learning]
+
+The paper's network (c = 8, crop 176, d = 512, local branches summed, the authors' Caffe
+initialisation) with the paper's schedule (three phases, Nesterov SGD, lr 0.01 x 0.3 every 2
+epochs, batch 9) is trained on fold 1 of the synthetic BP4D set (parts 2 and 3) through the train
+stage, keeping every epoch's checkpoint; each epoch is then scored on the held-out part 1
+(centre crops): average F1, per-AU F1, landmark mean error, and the training images/s. Writes
+into --output_dir: learning.json, learning.md (the table for BENCHMARKS.md) and
+learning_curve.png. The stages are cached: running it again only redoes what changed.
+
+--width_unit / --crop_size / --hidden_units shrink the network for a quick check of the script
+itself; the figures of interest are at the paper's size (the default).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--output_dir", default="artifacts/bench_learning")
+    p.add_argument("--subjects", type=int, default=9, help="synthetic subjects (3 to 41)")
+    p.add_argument("--tasks", type=int, default=4, help="synthetic tasks per subject (1 to 8)")
+    p.add_argument("--frames", type=int, default=50, help="frames per synthetic task")
+    p.add_argument("--epochs", type=_int_list, default=None,
+                   help="epochs per phase of the paper schedule (default 8,2,2)")
+    p.add_argument("--batch_size", type=int, default=9)
+    p.add_argument("--seed", type=int, default=0)
+    for name in ("width_unit", "crop_size", "hidden_units"):
+        p.add_argument(f"--{name}", type=int, default=None, help="shrink the network (checks)")
+    return p.parse_args(argv)
+
+
+def model_overrides(args) -> dict:
+    """The paper configuration, plus any shrinking flags. Fields this code's JaaNetConfig lacks
+    (an older checkout) are left out rather than refused."""
+    from jaa_keras.config import JaaNetConfig
+    fields = {f.name for f in dataclasses.fields(JaaNetConfig)}
+    wanted = {"local_merge": "sum", "initialization": "caffe",
+              **{k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
+                 if getattr(args, k) is not None}}
+    return {k: v for k, v in wanted.items() if k in fields}
+
+
+def preprocess(args, root: Path) -> Path:
+    from components.base import run_stage
+    from components.preprocess.component import PREPROCESS
+    examples = root / "examples"
+    run_stage(PREPROCESS, outputs={"examples": examples}, parameters={
+        "dataset": "synthetic", "data_dir": str((root / "raw").resolve()),
+        "beam_args": ["--runner=DirectRunner"],
+        "synthetic": {"subjects": args.subjects, "tasks": args.tasks, "frames": args.frames}})
+    return examples
+
+
+def train(args, examples: Path, root: Path) -> Path:
+    from components.base import run_stage
+    from components.train.component import TRAIN
+    from components.train.schedule import build_schedule
+    epochs = args.epochs or [p.epochs for p in build_schedule("paper", "bp4d")]
+    folder = root / "model"
+    run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": folder}, parameters={
+        "dataset": "synthetic", "fold": 1, "preset": "paper", "schedule": "paper",
+        "model_overrides": model_overrides(args), "epochs": epochs,
+        "batch_size": args.batch_size, "seed": args.seed, "keep_checkpoints": sum(epochs),
+        "verbose": 2})
+    return folder
+
+
+def score_epochs(examples: Path, folder: Path) -> list[dict]:
+    """Every epoch's checkpoint scored on the held-out part 1; merged with its history entry."""
+    from components.base import read_json
+    from components.train import input_pipeline as ip
+    from components.train.trainer import evaluate_model
+    from jaa_keras import JaaNetConfig, build_jaanet
+    summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
+    config = JaaNetConfig.from_dict(summary["model_config"])
+    model = build_jaanet(config)
+    test = ip.make_dataset(ip.part_files(examples, [1]), config.num_aus, config.crop_size,
+                           training=False, batch_size=32)
+    rows = []
+    for entry in read_json(folder / "history.json", "training history"):
+        model.load_weights(folder / "checkpoints" / f"epoch-{entry['epoch']:03d}" /
+                           "model.weights.h5")
+        scores = evaluate_model(model, test)
+        rows.append({"epoch": entry["epoch"], "phase": entry["phase"],
+                     "learning_rate": entry["learning_rate"],
+                     "train_images_per_s": entry["images_per_s"], "mean_f1": scores["mean_f1"],
+                     "f1": {f"AU{a:02d}": round(f, 4) for a, f in zip(config.aus, scores["au_f1"])},
+                     "landmark_mean_error": scores["landmark_mean_error"]})
+    return rows, config
+
+
+def markdown(rows, config, args) -> str:
+    aus = list(rows[0]["f1"]) if rows else []
+    lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
+             f"d = {config.hidden_units}, local {config.local_merge}"
+             f"{', ' + config.initialization + ' init' if hasattr(config, 'initialization') else ''}"
+             f"), paper schedule, synthetic BP4D ({args.subjects} subjects x {args.tasks} tasks x "
+             f"{args.frames} frames), fold 1 (test part 1); {_cpu()}.", "",
+             "| epoch | phase | lr | train img/s | avg F1 | landmark error | "
+             + " | ".join(aus) + " |",
+             "|" + "---|" * (6 + len(aus))]
+    for r in rows:
+        lines.append(f"| {r['epoch']} | {r['phase']} | {r['learning_rate']:.3g} | "
+                     f"{r['train_images_per_s']:.2f} | {r['mean_f1']:.3f} | "
+                     f"{r['landmark_mean_error']:.4f} | "
+                     + " | ".join(f"{r['f1'][a]:.2f}" for a in aus) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path: Path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [r["epoch"] for r in rows]
+    fig, left = plt.subplots(figsize=(7, 4))
+    left.plot(epochs, [r["mean_f1"] for r in rows], "o-", color="tab:blue", label="average F1")
+    left.set_xlabel("epoch")
+    left.set_ylabel("held-out average F1", color="tab:blue")
+    left.set_ylim(0, 1)
+    right = left.twinx()
+    right.plot(epochs, [r["landmark_mean_error"] for r in rows], "s--", color="tab:red")
+    right.set_ylabel("landmark mean error (inter-ocular)", color="tab:red")
+    left.set_title("JAA-Net, paper configuration, synthetic BP4D fold 1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _cpu() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                     if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    root = Path(args.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    examples = preprocess(args, root)
+    folder = train(args, examples, root)
+    rows, config = score_epochs(examples, folder)
+    (root / "learning.json").write_text(json.dumps(rows, indent=2))
+    table = markdown(rows, config, args)
+    (root / "learning.md").write_text(table)
+    plot(rows, root / "learning_curve.png")
+    print(table)
+    print(f"wrote {root / 'learning.md'}, {root / 'learning.json'}, {root / 'learning_curve.png'}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
