@@ -13,30 +13,15 @@ import pytest
 import tensorflow as tf
 from skimage import data
 
-from components.export.component import run_export
 from components.export.signatures import align_in_graph
-from jaa_keras import build_jaanet, preset
 from pipeline import analyze
 from pipeline.align import align_face, transform_points
 from schemas.face import au_names
-from tests._tiny_records import mean_face, train_artifact
+from tests._tiny_records import mean_face
 from tests.test_tracker import _moving_video
 
 AUS = au_names("bp4d")
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny model exported by the Export stage into serving/jaa_net/1."""
-    root = tmp_path_factory.mktemp("analyze model")
-    model = build_jaanet(preset("bp4d", width_unit=1, crop_size=48, hidden_units=16))
-    model.save(root / "tiny.keras")
-    model_dir = train_artifact(root / "models" / "synthetic" / "fold1", root / "tiny.keras")
-    result = run_export(model=model_dir, output=root / "serving" / "jaa_net", dataset="synthetic",
-                        log=None)
-    version = result.outputs["saved_model"].path
-    return {"root": root, "version": version, "loaded": tf.saved_model.load(str(version))}
 
 
 def test_raw_images_signature_aligns_like_the_pipeline(exported):

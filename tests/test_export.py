@@ -18,32 +18,12 @@ from components.export import rest
 from components.export.component import best_fold, latest_export, read_card_metadata, run_export
 from components.export.warmup import WARMUP_FILE, read_warmup_file
 from components.train.input_pipeline import crop_landmarks_to_aligned, make_dataset
-from jaa_keras import build_jaanet, preset
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
-from tests._tiny_records import train_artifact, write_tiny_dataset
+from tests._tiny_records import train_artifact
+from tests.conftest import EXPORT_CROP as CROP
 
 AUS = AU_SETS["bp4d"]
-CROP = 48  # smaller than 176: serving must also resize, as the input pipeline does
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    examples = root / "examples" / "synthetic"
-    write_tiny_dataset(examples, per_part=6)
-    write_completion_record(examples, stage="preprocess", parameters={"dataset": "synthetic"},
-                            identity={"dataset": "synthetic"})
-    model = build_jaanet(preset("bp4d", width_unit=1, crop_size=CROP, hidden_units=16))
-    model_file = root / "tiny.keras"
-    model.save(model_file)
-    model_dir = train_artifact(root / "models" / "synthetic" / "fold1", model_file)
-    serving = root / "serving" / "jaa_net"
-    result = run_export(model=model_dir, output=serving, dataset="synthetic", examples=examples,
-                        log=None)
-    return {"root": root, "examples": examples, "model": model, "model_file": model_file,
-            "model_dir": model_dir, "serving": serving, "result": result,
-            "loaded": tf.saved_model.load(str(result.outputs["saved_model"].path))}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +131,7 @@ REFUSED = {
                     ["JSON object", "an array"]),
     "not JSON": (lambda r: '{"instances": [', ["not valid JSON"]),
     "unknown signature": (lambda r: {"signature_name": "serving", "instances": _face_rows(r)},
-                          ['"serving"', "examples, serving_default"]),
+                          ['"serving"', "examples, raw_images, serving_default"]),
     "wrong key, row format": (lambda r: {"instances": [{"image": _face_rows(r)[0]}]},
                               ["instance 0", "['image']", "['images']"]),
     "wrong key, columnar": (lambda r: {"inputs": {"image": _face_rows(r)}},
