@@ -76,11 +76,17 @@ def _verify(examples_dir, entries) -> None:
     """UserError naming the files of `entries` that are missing or differ from the manifest."""
     damaged = damaged_files(examples_dir, entries)
     if damaged:
+        missing = [path for path in damaged if not os.path.exists(path)]
+        changed = [path for path in damaged if path not in missing]
+        manifest_path = os.path.join(os.fspath(examples_dir), MANIFEST_FILE)
+        problems = ([f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"]
+                    if missing else []) + \
+            ([f"{', '.join(changed)} differ{'s' if len(changed) == 1 else ''} from "
+              f"{manifest_path} (size or sha256)"] if changed else [])
         raise UserError(
-            f"{', '.join(damaged)} differ{'s' if len(damaged) == 1 else ''} from "
-            f"{os.path.join(os.fspath(examples_dir), MANIFEST_FILE)} (size or sha256): the file "
-            "was changed or damaged after preprocessing; restore it from a copy or run the "
-            "preprocess stage again (--stages preprocess --force)")
+            f"{'; '.join(problems)}: the file was changed, moved or damaged after preprocessing; "
+            "restore it from a copy or run the preprocess stage again "
+            "(--stages preprocess --force)")
 
 
 def damaged_files(examples_dir, entries) -> list[str]:
