@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_pipeline
+from components.base import STAGING_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -199,11 +200,14 @@ def test_user_errors_are_one_message_without_traceback(tiny_run, tmp_path, capsy
     assert "holds the 'synthetic' dataset" in err and "examples/bp4d" in err
     # A corrupt checkpoint of an unfinished run.
     fold = out / "models/synthetic/fold1"
+    changed = [*base, "--seed", "1"]  # another run than the complete one in the fold folder
     with pytest.raises(KeyboardInterrupt):  # an unfinished run (as if killed after epoch 1)
-        _stop_after_one_epoch(base)
-    ckpt = sorted((fold / "checkpoints").iterdir())[-1]
+        _stop_after_one_epoch(changed)
+    # The complete model stays in the fold folder; the unfinished run is built in _STAGING.
+    assert (fold / "model.keras").is_file()
+    ckpt = sorted((fold / STAGING_DIR / "checkpoints").iterdir())[-1]
     (ckpt / "model.weights.h5").write_bytes(b"garbage")
-    err = error_of([*base, "--stages", "train"])
+    err = error_of([*changed, "--stages", "train"])
     assert "model.weights.h5 cannot be read" in err and str(ckpt) in err
     # --init_from a folder without a model.
     assert "--init_from" in error_of([*base, "--stages", "train", "--force", "--init_from",
