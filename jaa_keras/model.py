@@ -89,6 +89,11 @@ class JaaNet(keras.Model):
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, **kwargs)
         self.objective = objective
+        # The optimiser's slots are made now, eagerly: made inside the first traced training step
+        # (Keras's default without a distribution strategy), TensorFlow traces that step twice;
+        # building first halved the first step (53 s -> 25 s for the 544 variables, BENCHMARKS.md).
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if self.objective is None:

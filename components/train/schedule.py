@@ -105,13 +105,26 @@ class CoupledDecaySGD(keras.optimizers.SGD):
         self.decay_biases = bool(decay_biases)
 
     def update_step(self, gradient, variable, learning_rate):
+        import tensorflow as tf
         # Keras names a bias "bias"; the TensorFlow backend passes its tf.Variable "<path>/bias:0".
         is_bias = variable.name.split(":")[0].rsplit("/", 1)[-1] == "bias"
+        gradient = tf.cast(gradient, variable.dtype)
         if self.l2_decay and (self.decay_biases or not is_bias):
-            gradient = gradient + keras.ops.cast(self.l2_decay, variable.dtype) * variable
+            gradient = gradient + tf.cast(self.l2_decay, variable.dtype) * variable
         if is_bias and self.bias_lr_multiplier != 1.0:
             learning_rate = learning_rate * self.bias_lr_multiplier
-        return super().update_step(gradient, variable, learning_rate)
+        learning_rate = tf.cast(learning_rate, variable.dtype)
+        if self.momentum == 0:
+            variable.assign_sub(learning_rate * gradient)
+            return
+        # Keras SGD's own momentum step (m = momentum m - lr g; w += m, or Nesterov's
+        # w += momentum m - lr g) as TensorFlow's one fused kernel instead of Keras's ~8 ops per
+        # variable: the JAA-Net has 544 weight tensors, and with the ops the optimiser was a third
+        # of the graph to trace and of a small network's step (BENCHMARKS.md).
+        momentum = self.momentums[self._get_variable_index(variable)]
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=variable.handle, accum=momentum.value.handle, lr=learning_rate, grad=gradient,
+            momentum=tf.cast(self.momentum, variable.dtype), use_nesterov=self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "l2_decay": self.l2_decay,
