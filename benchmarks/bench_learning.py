@@ -24,7 +24,6 @@ import platform
 import subprocess
 from pathlib import Path
 
-import numpy as np
 
 
 def _int_list(text: str) -> list[int]:
@@ -86,7 +85,7 @@ def score_epochs(examples: Path, folder: Path) -> list[dict]:
     """Every epoch's checkpoint scored on the held-out part 1; merged with its history entry."""
     from components.base import read_json
     from components.train import input_pipeline as ip
-    from components.train.trainer import evaluate_model
+    from components.train.trainer import evaluate_model, load_checkpoint_weights
     from jaa_keras import JaaNetConfig, build_jaanet
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
     config = JaaNetConfig.from_dict(summary["model_config"])
@@ -95,8 +94,7 @@ def score_epochs(examples: Path, folder: Path) -> list[dict]:
                            training=False, batch_size=32)
     rows = []
     for entry in read_json(folder / "history.json", "training history"):
-        model.load_weights(folder / "checkpoints" / f"epoch-{entry['epoch']:03d}" /
-                           "model.weights.h5")
+        load_checkpoint_weights(model, folder / "checkpoints" / f"epoch-{entry['epoch']:03d}")
         scores = evaluate_model(model, test)
         rows.append({"epoch": entry["epoch"], "phase": entry["phase"],
                      "learning_rate": entry["learning_rate"],

@@ -206,9 +206,9 @@ def test_user_errors_are_one_message_without_traceback(tiny_run, tmp_path, capsy
     # The complete model stays in the fold folder; the unfinished run is built in _STAGING.
     assert (fold / "model.keras").is_file()
     ckpt = sorted((fold / STAGING_DIR / "checkpoints").iterdir())[-1]
-    (ckpt / "model.weights.h5").write_bytes(b"garbage")
+    (ckpt / "weights.npz").write_bytes(b"garbage")
     err = error_of([*changed, "--stages", "train"])
-    assert "model.weights.h5 cannot be read" in err and str(ckpt) in err
+    assert "weights.npz cannot be read" in err and str(ckpt) in err
     # --init_from a folder without a model.
     assert "--init_from" in error_of([*base, "--stages", "train", "--force", "--init_from",
                                       str(tmp_path / "nothing")])

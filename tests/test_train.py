@@ -14,7 +14,7 @@ import pytest
 from components.base import STARTED_FILE, Artifact, UserError, run_stage
 from components.train.component import TRAIN
 from components.train.schedule import CoupledDecaySGD, build_schedule, learning_rate
-from tests._tiny_records import (draw_example, mean_face, write_manifest, write_records,
+from tests._tiny_records import (draw_example, write_manifest, write_records,
                                   write_tiny_dataset)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,12 +130,12 @@ def test_train_stage_writes_its_artifact_skips_and_freezes(examples, tmp_path):
     assert again.status == "skipped"
     # Phase 2 trained only the alignment module, phase 3 only global + attention + AU head.
     import keras
-    from components.train.trainer import CHECKPOINT_STATE  # noqa: F401
+    from components.train.trainer import load_checkpoint_weights
     from jaa_keras import build_jaanet, preset
     ckpts = sorted((out / "checkpoints").iterdir())
     assert [c.name for c in ckpts] == ["epoch-002", "epoch-003"]  # keep_checkpoints = 2
     model = build_jaanet(preset("bp4d", **TINY))
-    model.load_weights(ckpts[0] / "model.weights.h5")
+    load_checkpoint_weights(model, ckpts[0])
     after_alignment = {m: [np.asarray(w) for l in model.module_layers(m) for w in l.weights]
                        for m in ("region", "alignment", "global", "attention", "au_head")}
     final = keras.models.load_model(out / "model.keras", compile=False)
@@ -208,9 +208,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_a_corrupt_one_is_
     assert not (out / "checkpoints" / "epoch-002").exists()
     assert not (out / "model.keras").exists() and not Artifact(out).is_complete()
     # Running again resumes from epoch-001; a corrupt checkpoint there is named in the error.
-    weights = out / "checkpoints" / "epoch-001" / "model.weights.h5"
+    weights = out / "checkpoints" / "epoch-001" / "weights.npz"
     weights.write_bytes(b"not an h5 file")
-    with pytest.raises(UserError, match=r"checkpoint .*epoch-001.*model.weights.h5 cannot be read"):
+    with pytest.raises(UserError, match=r"checkpoint .*epoch-001.*weights.npz cannot be read"):
         run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
                   parameters=nan_params, log=None)
 
