@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from jaa_keras.config import INITIALIZATIONS, LOCAL_MERGES
 from schemas.face import ALIGNED_SIZE
 
 STAGES = ("preprocess", "train", "evaluate", "export")
@@ -127,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width_unit", type=POSITIVE, help="override the network's width unit c")
     p.add_argument("--crop_size", type=CROP, help="override the crop (multiple of 16)")
     p.add_argument("--hidden_units", type=POSITIVE, help="override the heads' hidden size d")
+    p.add_argument("--local_merge", choices=LOCAL_MERGES,
+                   help="override how the local AU branches merge: sum (the paper, Caffe) or "
+                        "mean (the PyTorch release)")
+    p.add_argument("--initialization", choices=INITIALIZATIONS,
+                   help="override how fresh weights are drawn: caffe (the paper's release), "
+                        "pytorch (PyTorch's defaults) or keras (Keras' defaults)")
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--mixed_precision", action="store_true")
     p.add_argument("--init_from", help="seed training from a trained model: a models/<dataset> "
@@ -256,7 +263,8 @@ def _init_from(path: str | None, fold: int) -> Path | None:
 
 def train_parameters(args, fold: int) -> dict:
     """The train stage's parameters for one fold, from the flags."""
-    overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
+    overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units",
+                                               "local_merge", "initialization")
                  if getattr(args, k) is not None}
     params = {"dataset": args.dataset, "fold": fold, "schedule": args.schedule,
               "preset": args.preset, "model_overrides": overrides,
@@ -308,8 +316,6 @@ def run(args) -> dict:
         results["train"] = trained
         timings["train"] = time.perf_counter() - t0
 
-    if "evaluate" in args.stages or "export" in args.stages:
-        _require_built(("evaluate", "export"), args.stages)
     if "evaluate" in args.stages:
         from components.evaluate.component import run_evaluate
         t0 = time.perf_counter()
@@ -329,19 +335,6 @@ def run(args) -> dict:
     timings["total"] = time.perf_counter() - t_total
     _print_summary(args, lay, results, timings)
     return {"results": results, "timings": timings, "layout": lay}
-
-
-def _require_built(stages, selected):
-    """Evaluate and export are separate stages; say clearly when one is not importable."""
-    import importlib
-    from components.base import UserError
-    for stage in stages:
-        if stage in selected:
-            try:
-                importlib.import_module(f"components.{stage}.component")
-            except ImportError as e:
-                raise UserError(f"the {stage} stage is not available in this checkout ({e}); "
-                                f"run with --stages without {stage}") from None
 
 
 def _print_summary(args, lay, results, timings):

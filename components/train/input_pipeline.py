@@ -64,10 +64,6 @@ def part_files(examples_dir: str | os.PathLike, parts) -> list[str]:
     return listed_files(examples_dir, parts)
 
 
-def normalize_pixels(image_uint8: tf.Tensor) -> tf.Tensor:
-    return tf.cast(image_uint8, tf.float32) / 127.5 - 1.0
-
-
 def _resize(image, landmarks, inter_ocular, crop_size):
     size = resized_size(crop_size)
     if size == ALIGNED_SIZE:
@@ -94,12 +90,6 @@ def crop_landmarks_to_aligned(landmarks: tf.Tensor, crop_size: int) -> tf.Tensor
     """Landmarks (..., 98) in centre-crop pixels -> the aligned 200 x 200 frame (serving)."""
     scale = resized_size(crop_size) / ALIGNED_SIZE
     return (tf.cast(landmarks, tf.float32) + center_offset(crop_size) + 0.5) / scale - 0.5
-
-
-def aligned_landmarks_to_crop(landmarks: tf.Tensor, crop_size: int) -> tf.Tensor:
-    """Landmarks (..., 98) in the aligned frame -> centre-crop pixels (inverse of the above)."""
-    scale = resized_size(crop_size) / ALIGNED_SIZE
-    return (tf.cast(landmarks, tf.float32) + 0.5) * scale - 0.5 - center_offset(crop_size)
 
 
 def flip_landmarks(landmarks: tf.Tensor, width: int) -> tf.Tensor:
