@@ -4,8 +4,10 @@
     python -m benchmarks.bench_network --quick    # tiny width and few steps: checks the script runs
 
 Modes: training images/s at batch 8 with the full objective; inference images/s at batch 32;
-latency at batch 1; the same with XLA and with bfloat16 mixed precision; and the two forms of the
-per-patch / per-AU convolutions side by side (forward and backward of one layer). Each mode runs
+latency at batch 1; the same with XLA and with bfloat16 mixed precision; the two forms of the
+per-patch / per-AU convolutions side by side (forward and backward of one layer); and the first
+training step of a freshly compiled model (tracing: paid at the start of every training phase),
+at the synthetic preset's size, as the trainer compiles it and with the optimiser left to Keras. Each mode runs
 in its own process so its peak resident memory is its own. Medians over the timed steps.
 """
 import argparse
@@ -18,7 +20,8 @@ import subprocess
 import sys
 import time
 
-MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency", "forms")
+MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency", "forms",
+         "first_step", "first_step_keras_optimizer")
 
 
 def median_seconds(step, repeats: int) -> float:
@@ -113,8 +116,48 @@ def forms_mode(quick: bool) -> dict:
     return {"batch": batch, "median_step_s": results}
 
 
+def first_step_mode(mode: str, quick: bool) -> dict:
+    """Seconds of the first training step after compile (tracing, graph optimisation, first run)
+    and the median of the next ones. "first_step": compiled as the trainer compiles (the Caffe
+    solver's fused momentum update, its slots made at compile time); "..._keras_optimizer": Keras'
+    SGD, its slots made inside the first traced step (Keras' default without a strategy)."""
+    import keras
+    import numpy as np
+
+    import jaa_keras
+    from components.train.schedule import build_schedule, optimizer_for
+    from jaa_keras.losses import JaaNetLoss
+
+    overrides = dict(width_unit=1, crop_size=32, hidden_units=16) if quick else \
+        dict(width_unit=2, crop_size=64, hidden_units=64)      # the synthetic preset's network
+    model = jaa_keras.build_jaanet("bp4d", **overrides)
+    objective = JaaNetLoss(model.config)
+    if mode == "first_step":
+        model.compile(optimizer=optimizer_for(build_schedule("paper", "bp4d")[0]), objective=objective)
+    else:
+        keras.Model.compile(model, optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                            jit_compile=False)
+        model.objective = objective
+    batch, size, rng = 9, model.config.crop_size, np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+    targets = {"au": rng.integers(0, 2, (batch, model.config.num_aus)),
+               "landmarks": rng.uniform(0.3 * size, 0.7 * size, (batch, 98)).astype(np.float32),
+               "inter_ocular": np.full(batch, 0.3 * size, np.float32)}
+    start = time.perf_counter()
+    model.train_on_batch(images, targets)
+    first = time.perf_counter() - start
+    rest = median_seconds(lambda: model.train_on_batch(images, targets), 3 if quick else 20)
+    return {"batch": batch, "first_step_s": first, "median_step_s": rest,
+            "weight_tensors": len(model.trainable_variables)}
+
+
 def run_child(mode: str, quick: bool) -> dict:
-    result = forms_mode(quick) if mode == "forms" else network_mode(mode, quick)
+    if mode == "forms":
+        result = forms_mode(quick)
+    elif mode.startswith("first_step"):
+        result = first_step_mode(mode, quick)
+    else:
+        result = network_mode(mode, quick)
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return result
 

@@ -90,8 +90,9 @@ class JaaNet(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.objective = objective
         # The optimiser's slots are made now, eagerly: made inside the first traced training step
-        # (Keras's default without a distribution strategy), TensorFlow traces that step twice;
-        # building first halved the first step (53 s -> 25 s for the 544 variables, BENCHMARKS.md).
+        # (Keras's default without a distribution strategy), they make TensorFlow trace that step
+        # twice. The first step of the synthetic preset's network: 22 s instead of 58 s, with the
+        # trainer's fused momentum update (BENCHMARKS.md).
         if self.built:
             self.optimizer.build(self.trainable_variables)
 

@@ -232,11 +232,10 @@ def load_serving_function(info: ModelInfo):
         import keras
 
         import jaa_keras.model  # noqa: F401  (registers JaaNet: `import jaa_keras` alone does not)
-        from components.export.signatures import IMAGES_SPEC, make_serving_functions
+        from components.export.signatures import make_serving_functions
 
         model = keras.models.load_model(info.path, compile=False)
-        call = tf.function(make_serving_functions(model, info.threshold)[0],
-                           input_signature=[IMAGES_SPEC])
+        call = make_serving_functions(model, info.threshold)[0]
     return lambda images: {k: v.numpy() for k, v in call(tf.constant(images)).items()}
 
 

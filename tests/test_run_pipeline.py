@@ -54,6 +54,11 @@ def test_flags_and_beam_pass_through():
     assert args.beam_args == [] and args.preprocessing == {
         "jpeg_quality": 10, "landmark_offset": -1, "frame_reshuffle": "auto",
         "synthetic": {"frames": 3}}
+    # The network's fields go to the train stage's model overrides.
+    args = run_pipeline.parse(["--local_merge", "mean", "--initialization", "pytorch",
+                               "--width_unit", "2"])
+    assert run_pipeline.train_parameters(args, 1)["model_overrides"] == {
+        "width_unit": 2, "local_merge": "mean", "initialization": "pytorch"}
 
 
 # Each refused command line, and words its one parser error must carry.
@@ -76,6 +81,7 @@ REFUSED = {
     "negative seed": (["--seed", "-1"], "--seed: -1 is not an integer >= 0"),
     "no stage": (["--stages", ""], "--stages names no stage"),
     "unknown stage": (["--stages", "train,deploy"], "unknown stage(s) ['deploy']"),
+    "unknown merge": (["--local_merge", "max"], "--local_merge: invalid choice: 'max'"),
     "negative lr": (["--learning_rates=-0.5"], "--learning_rates: -0.5 is not a finite number > 0"),
     "nan lr": (["--learning_rates", "0.01,nan"], "--learning_rates: nan is not a finite"),
     "zero width": (["--width_unit", "0"], "--width_unit: 0 is not a positive integer"),

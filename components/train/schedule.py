@@ -120,7 +120,7 @@ class CoupledDecaySGD(keras.optimizers.SGD):
         # Keras SGD's own momentum step (m = momentum m - lr g; w += m, or Nesterov's
         # w += momentum m - lr g) as TensorFlow's one fused kernel instead of Keras's ~8 ops per
         # variable: the JAA-Net has 544 weight tensors, and with the ops the optimiser was a third
-        # of the graph to trace and of a small network's step (BENCHMARKS.md).
+        # of the graph to trace at the start of every phase (BENCHMARKS.md).
         momentum = self.momentums[self._get_variable_index(variable)]
         tf.raw_ops.ResourceApplyKerasMomentum(
             var=variable.handle, accum=momentum.value.handle, lr=learning_rate, grad=gradient,
