@@ -9,9 +9,13 @@
                                     reason, sequences by landmark pairing
 
 A frame that cannot be used never raises: it leaves through the "rejected" output with its reason
-and is counted, so frames in = examples written + frames rejected.
+and is counted, so frames in = examples written + frames rejected. That holds for failures nobody
+foresaw too: an exception while aligning one frame sets that frame aside as "unexpected error",
+with the exception and where it was raised, and the job goes on.
 """
 import json
+import os
+import traceback
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -118,6 +122,8 @@ class _AlignFn(beam.DoFn):
                 face = align_face(frame.image, frame.landmarks)
             except AlignmentError as error:
                 reason = f"alignment failed: {error}"
+            except Exception as error:  # noqa: BLE001 - one frame's bug must not stop the job
+                reason = unexpected_error(error)
         if reason is not None:
             rejection = Rejection.of(frame, reason)
             Metrics.counter(NAMESPACE, f"rejected: {rejection.category}").inc()
@@ -127,6 +133,14 @@ class _AlignFn(beam.DoFn):
         yield AlignedFrame(frame.subject, frame.task, int(frame.frame),
                            np.asarray(frame.au, np.int64), face.image, face.landmarks,
                            face.inter_ocular)
+
+
+def unexpected_error(error: Exception) -> str:
+    """A rejection reason for an exception nobody foresaw: its type, message and the innermost
+    place it was raised ("unexpected error: ValueError: ... (align.py:52 in warp)")."""
+    where = traceback.extract_tb(error.__traceback__)[-1]
+    place = f"{os.path.basename(where.filename)}:{where.lineno} in {where.name}"
+    return f"unexpected error: {type(error).__name__}: {error} ({place})"
 
 
 class AlignFrames(beam.PTransform):

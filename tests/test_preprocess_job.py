@@ -405,3 +405,28 @@ def test_damaged_bp4d_rows_folders_and_faces_are_rejected_with_their_reason(tmp_
     assert stats["landmark_pairing"] == {
         "first image": 1, "first coded frame": 2,
         "landmark_offset option (counts fit both spans)": 1}
+
+
+def test_a_frame_that_breaks_alignment_unexpectedly_is_set_aside_and_the_rest_aligned():
+    """An exception nobody foresaw on one frame (here OpenCV refusing an int64 image) rejects that
+    frame with the exception and where it was raised; the job's other frames go on."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+    from pipeline.sources.records import RawFrame
+    from pipeline.transforms import AlignFrames
+    from tests._tiny_records import mean_face
+
+    def frame(number, image):
+        return RawFrame("bp4d", "F001", "T1", number, image, mean_face() + 50, np.zeros(12, np.int64),
+                        f"raw/{number}.jpg", "landmarks.mat")
+
+    good = np.full((300, 300, 3), 128, np.uint8)
+    with TestPipeline() as pipeline:
+        outputs = (pipeline | beam.Create([frame(1, good), frame(2, good.astype(np.int64)),
+                                           frame(3, good)])
+                   | AlignFrames())
+        assert_that(outputs.aligned | "Frames" >> beam.Map(lambda face: face.frame),
+                    equal_to([1, 3]), label="aligned")
+        assert_that(outputs.rejected | "Reasons" >> beam.Map(
+            lambda r: (r.frame, r.category, "error" in r.reason and "align.py:" in r.reason)),
+            equal_to([(2, "unexpected error", True)]), label="rejected")
