@@ -1,18 +1,8 @@
 """Shared test set-up and fixtures."""
 # Before any test module imports TensorFlow: jaa_keras sets the environment it must start with
 # (oneDNN kernels for the grouped convolutions' gradients on every CPU).
-import os
-
-# Under pytest-xdist (make test: two workers on two cores) each worker's TensorFlow runs its ops on
-# one thread and independent ops side by side: the synthetic preset's training step took 173 ms
-# against 238 ms with TensorFlow's default thread pools (2 cores, AMD EPYC). Subprocesses that
-# tests start inherit it.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
-
-import jaa_keras  # noqa: E402,F401
-import pytest  # noqa: E402
+import jaa_keras  # noqa: F401
+import pytest
 
 EXPORT_CROP = 48  # smaller than 176: serving must also resize, as the input pipeline does
 
