@@ -36,6 +36,7 @@ def exported(tmp_path_factory):
 
 # The longest test files first: make test's two workers take whole files in this order, and a long
 # file taken last would run alone at the end (the paper-size overfit test did: 7 of 17 minutes).
+# make test passes --no-loadscope-reorder, or xdist would order the files by their number of tests.
 LONGEST_FIRST = ("test_learning.py", "test_train.py", "test_run_pipeline.py", "test_export.py",
                  "test_evaluate.py", "test_network.py")
 
