@@ -290,7 +290,7 @@ def test_incomplete_examples_or_other_dataset_are_refused(examples, tmp_path):
 
 
 # -- DISFA from BP4D ---------------------------------------------------------------------------
-def test_disfa_is_seeded_from_bp4d_as_facts_section_7_maps_it():
+def test_disfa_is_seeded_from_bp4d_as_the_authors_map_it():
     from components.train.transfer import seed_from
     from jaa_keras import build_jaanet
     bp4d = build_jaanet("bp4d", **TINY)
