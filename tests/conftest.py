@@ -33,16 +33,3 @@ def exported(tmp_path_factory):
             "model_dir": model_dir, "serving": serving, "result": result, "version": version,
             "loaded": tf.saved_model.load(str(version))}
 
-
-# The longest test files first: make test's two workers take whole files in this order, and a long
-# file taken last would run alone at the end (the paper-size overfit test did: 7 of 17 minutes).
-# make test passes --no-loadscope-reorder, or xdist would order the files by their number of tests.
-LONGEST_FIRST = ("test_learning.py", "test_train.py", "test_run_pipeline.py", "test_export.py",
-                 "test_evaluate.py", "test_network.py")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-    items.sort(key=rank)
