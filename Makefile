@@ -19,7 +19,7 @@ run: $(INSTALLED)
 	$(BIN)/python run_pipeline.py --runner=DirectRunner $(ARGS)
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -q --durations=15 $(ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks.bench_network $(ARGS)
