@@ -32,4 +32,3 @@ def exported(tmp_path_factory):
     return {"root": root, "examples": examples, "model": model, "model_file": model_file,
             "model_dir": model_dir, "serving": serving, "result": result, "version": version,
             "loaded": tf.saved_model.load(str(version))}
-
