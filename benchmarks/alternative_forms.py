@@ -3,8 +3,8 @@ used forms against (tests/test_network.py).
 
 - `patchwise_loop`: a region layer's per-patch BN-ReLU-conv as the straightforward loop over
   patches, reading each patch's slice of a `PatchwiseConv`'s grouped weights.
-- `au_branches_grouped`: all AU branches (refinement and feature stack) as grouped convolutions
-  over AU-major channel groups, built from the per-AU layers' weights.
+- `au_branches_loop`: the AU branches (refinement and feature stack) as a loop over AUs, each
+  reading its AU's slice of `AdaptiveAttention`'s grouped weights.
 """
 import tensorflow as tf
 
@@ -45,33 +45,36 @@ def patchwise_loop(layer, x, training: bool):
     return tf.concat(rows, axis=1)
 
 
-class au_branches_grouped(tf.Module):  # noqa: N801 - used like a function that builds a callable
-    """Every AU's refinement and feature stack as one grouped convolution per level (training
-    mode), with weights concatenated from the per-AU layers; the local features are summed."""
-
-    def __init__(self, refines, stacks):
-        super().__init__()
-        concat = lambda weights: tf.Variable(tf.concat([w.numpy() for w in weights], -1))  # noqa: E731
-        self.groups = len(stacks)
-        self.refine = [(concat([r.convs[i].kernel for r in refines]), concat([r.convs[i].bias for r in refines]),
-                        concat([r.norms[i].gamma for r in refines]), concat([r.norms[i].beta for r in refines]))
-                       for i in range(3)]
-        self.refine_out = (concat([r.output_conv.kernel for r in refines]),
-                           concat([r.output_conv.bias for r in refines]))
-        self.stack = [(concat([s.convs[i].kernel for s in stacks]), concat([s.convs[i].bias for s in stacks]),
-                       concat([s.norms[i].gamma for s in stacks]), concat([s.norms[i].beta for s in stacks]))
-                      for i in range(len(stacks[0].convs))]
-
-    def __call__(self, inputs):
-        maps, features = inputs
-        x = maps
-        for kernel, bias, gamma, beta in self.refine:
-            x = tf.nn.relu(batch_norm(tf.nn.conv2d(x, kernel, 1, "VALID") + bias, gamma, beta))
-        kernel, bias = self.refine_out
-        refined = tf.sigmoid(tf.nn.conv2d(x, kernel, 1, "VALID") + bias)
-        x = tf.concat([features * refined[..., g:g + 1] for g in range(self.groups)], -1)
-        for i, (kernel, bias, gamma, beta) in enumerate(self.stack):
-            x = tf.nn.relu(batch_norm(tf.nn.conv2d(x, kernel, 1, "SAME") + bias, gamma, beta))
+def au_branches_loop(attention, maps, features):
+    """`AdaptiveAttention`'s grouped AU branches computed AU by AU with plain convolutions on
+    each AU's slice of the weights, training-mode BatchNorm on TensorFlow's fused kernel (as the
+    used form's), the local features summed. Returns (refined maps, local features)."""
+    refine, stack = attention.refine, attention.local
+    refined, local = [], []
+    for g in range(len(attention.aus)):
+        x = maps[..., g:g + 1]
+        for conv, norm in zip(refine.convs, refine.norms):
+            x = tf.nn.relu(_fused_norm(norm, _conv(conv, x, g, refine.filters, "VALID"), g,
+                                       refine.filters))
+        refined.append(tf.sigmoid(_conv(refine.output_conv, x, g, 1, "VALID")))
+    for g in range(len(attention.aus)):
+        x = features * refined[g]
+        for i, (conv, norm) in enumerate(zip(stack.convs, stack.norms)):
+            width = stack.channels[i // 2]
+            x = tf.nn.relu(_fused_norm(norm, _conv(conv, x, g, width, "SAME"), g, width))
             if i % 2:
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
-        return tf.add_n(tf.split(x, self.groups, axis=-1))
+        local.append(x)
+    return tf.concat(refined, -1), tf.add_n(local)
+
+
+def _conv(conv, x, group: int, width: int, padding: str):
+    return (tf.nn.conv2d(x, group_slice(conv.kernel, group, width), 1, padding)
+            + group_slice(conv.bias, group, width))
+
+
+def _fused_norm(norm, x, group: int, width: int):
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, group_slice(norm.gamma, group, width),
+                                               group_slice(norm.beta, group, width),
+                                               epsilon=BN_EPSILON, is_training=True)
+    return y

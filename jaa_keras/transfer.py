@@ -25,8 +25,6 @@ def transfer_weights(source: JaaNet, target: JaaNet, au_sources: dict[int, int])
         if au_sources[au] not in source.config.aus:
             raise ValueError(f"AU {au} is to be seeded from AU {au_sources[au]}, "
                              f"which the source model does not have ({source.config.aus})")
-        for source_layer, target_layer in zip(source.attention.au_layers(au_sources[au]),
-                                              target.attention.au_layers(au)):
-            target_layer.set_weights(source_layer.get_weights())
+        target.attention.set_au_weights(au, source.attention.au_weights(au_sources[au]))
         seeded.append(au)
     return seeded

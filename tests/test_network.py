@@ -13,7 +13,7 @@ import tensorflow as tf
 import keras
 
 import jaa_keras
-from benchmarks.alternative_forms import patchwise_loop
+from benchmarks.alternative_forms import au_branches_loop, patchwise_loop
 from jaa_keras.layers import (AdaptiveAttention, DenseHead, InitialAttentionMaps, PatchwiseConv,
                               RegionLayer, hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss, attention_refine_loss
@@ -45,8 +45,8 @@ def test_bp4d_preset_has_the_release_parameter_count_per_module(bp4d_full):
                   for m in ("region", "alignment", "global", "au_head")}
     assert per_module == {"region": 1_615_392, "alignment": 2_912_098, "global": 813_312,
                           "au_head": 6_156_824}
-    refinement = count(w for layer in model.attention.refine for w in layer.trainable_weights)
-    local = count(w for layer in model.attention.local for w in layer.trainable_weights)
+    refinement = count(model.attention.refine.trainable_weights)
+    local = count(model.attention.local.trainable_weights)
     assert (refinement, local) == (905_484, 9_759_744)
 
 
@@ -212,6 +212,34 @@ def test_patchwise_conv_equals_a_loop_over_patches_forward_and_backward(training
         np.testing.assert_allclose(fast, straightforward, atol=1e-4)
 
 
+def test_grouped_au_branches_equal_one_branch_per_au_forward_and_backward():
+    rng = np.random.default_rng(6)
+    features = tf.constant(rng.normal(size=(3, 8, 8, 8)), tf.float32)
+    landmarks = tf.constant(rng.uniform(8, 24, size=(3, 2 * NUM_LANDMARKS)), tf.float32)
+    attention = AdaptiveAttention((1, 4, 12), crop_size=32, width_unit=1, zeta=0.14, xi=0.56,
+                                  enhancement=None)
+    attention(features, landmarks)
+    for weight in attention.trainable_weights:  # every group different, so a mix-up shows
+        weight.assign(rng.normal(0, 0.3, weight.shape).astype(np.float32))
+    maps, _ = attention.initial_maps(landmarks)
+    upstream = tf.constant(rng.normal(size=(3, 1, 1, 20)), tf.float32)
+
+    def grouped():
+        outputs = attention(features, landmarks, training=True)
+        return outputs["attention"], outputs["local"]
+
+    results = []
+    for form in (grouped, lambda: au_branches_loop(attention, maps, features)):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            refined, local = form()
+            loss = tf.reduce_sum(local * upstream) + tf.reduce_sum(tf.square(refined))
+        results.append((refined, local,
+                        *tape.gradient(loss, [features, *attention.trainable_weights])))
+    for fast, straightforward in zip(*results):
+        np.testing.assert_allclose(fast, straightforward, rtol=1e-4, atol=1e-4)
+
+
 
 GRAPH_CALL_WITHOUT_ONEDNN = """
 import numpy as np, tensorflow as tf
@@ -252,7 +280,7 @@ def attention_pair():
 def refinement_gradients(module, features, landmarks, objective):
     with tf.GradientTape() as tape:
         loss = objective(module(features, landmarks, training=True))
-    return tape.gradient(loss, [w for layer in module.refine for w in layer.trainable_weights])
+    return tape.gradient(loss, module.refine.trainable_weights)
 
 
 def test_enhancement_doubles_exactly_the_au_loss_gradient_reaching_the_maps():

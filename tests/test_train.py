@@ -316,9 +316,8 @@ def test_disfa_is_seeded_from_bp4d_as_the_authors_map_it():
     for w_new, w_old in zip(disfa.module_layers("au_head")[0].weights,
                             fresh.module_layers("au_head")[0].weights):
         np.testing.assert_array_equal(np.asarray(w_new), np.asarray(w_old))
-    for new_layer, old_layer in zip(disfa.attention.au_layers(9), fresh.attention.au_layers(9)):
-        for w_new, w_old in zip(new_layer.weights, old_layer.weights):
-            np.testing.assert_array_equal(np.asarray(w_new), np.asarray(w_old))
+    for w_new, w_old in zip(disfa.attention.au_weights(9), fresh.attention.au_weights(9)):
+        np.testing.assert_array_equal(w_new, w_old)
 
 
 def test_disfa_without_init_from_warns_that_the_paper_starts_from_bp4d(examples, tmp_path, capsys):

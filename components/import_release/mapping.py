@@ -13,7 +13,9 @@ The release's training scripts save six modules per epoch, each as a state_dict 
 What changes on the way (PyTorch is channels-first, Keras channels-last):
   - convolution kernels (out, in, kh, kw) -> (kh, kw, in, out);
   - a region branch's per-patch BatchNorm and convolution (patch i*grid + j, row-major) become
-    channel group i*grid + j of our grouped BatchNorm and convolution (PatchwiseConv);
+    channel group i*grid + j of our grouped BatchNorm and convolution (PatchwiseConv); in the
+    same way AU i's refinement and feature stack become channel group i of our grouped
+    AttentionRefinement and local FeatureStack;
   - dense weights (out, in) -> (in, out); a dense layer reading flattened (C, H, W) features
     gets its rows reordered to our (H, W, C) flattening;
   - BatchNorm: weight, bias, running_mean, running_var -> gamma, beta, moving mean, moving
@@ -138,51 +140,42 @@ def release_config(modules: dict[str, ModuleTensors], dataset: str):
 
 # ----------------------------------------------------------------------------------------------
 # Writing the tensors into the Keras layers
-def _conv(src: ModuleTensors, prefix: str, conv) -> None:
+def _conv(src: ModuleTensors, prefixes: list[str], conv) -> None:
+    """nn.Conv2d(s) -> a Conv2D; several prefixes: one per group of a grouped convolution."""
     kh, kw, cin, cout = conv.kernel.shape
-    conv.kernel.assign(src.take(f"{prefix}.weight", (cout, cin, kh, kw)).transpose(2, 3, 1, 0))
-    conv.bias.assign(src.take(f"{prefix}.bias", (cout,)))
+    per_group = cout // len(prefixes)
+    kernels = [src.take(f"{p}.weight", (per_group, cin, kh, kw)) for p in prefixes]
+    conv.kernel.assign(np.concatenate(kernels).transpose(2, 3, 1, 0))
+    conv.bias.assign(np.concatenate([src.take(f"{p}.bias", (per_group,)) for p in prefixes]))
 
 
-def _bn_values(src: ModuleTensors, prefix: str, channels: int) -> list[np.ndarray]:
-    return [src.take(f"{prefix}.{n}", (channels,))
-            for n in ("weight", "bias", "running_mean", "running_var")]
-
-
-def _bn(src: ModuleTensors, prefix: str, norm) -> None:
-    _assign_bn(norm, _bn_values(src, prefix, norm.gamma.shape[0]))
-
-
-def _assign_bn(norm, values) -> None:
-    for variable, value in zip((norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance),
-                               values):
-        variable.assign(value)
+def _bn(src: ModuleTensors, prefixes: list[str], norm) -> None:
+    """nn.BatchNorm2d(s) -> a BatchNormalization; several prefixes: one per channel group."""
+    channels = norm.gamma.shape[0] // len(prefixes)
+    for variable, name in zip((norm.gamma, norm.beta, norm.moving_mean, norm.moving_variance),
+                              ("weight", "bias", "running_mean", "running_var")):
+        variable.assign(np.concatenate([src.take(f"{p}.{name}", (channels,)) for p in prefixes]))
 
 
 def _patchwise(src: ModuleTensors, prefix: str, branch) -> None:
     """LocalConv2dReLU's grid*grid (BN, conv) pairs -> one grouped BN and grouped conv."""
-    groups = branch.grid * branch.grid
-    kh, kw, cin, grouped_out = branch.conv.kernel.shape
-    cout = grouped_out // groups
-    norms = [_bn_values(src, f"{prefix}.bns.{g}", cin) for g in range(groups)]
-    _assign_bn(branch.norm, [np.concatenate(parts) for parts in zip(*norms)])
-    kernels = [src.take(f"{prefix}.convs.{g}.weight", (cout, cin, kh, kw)) for g in range(groups)]
-    branch.conv.kernel.assign(np.concatenate(kernels).transpose(2, 3, 1, 0))
-    branch.conv.bias.assign(np.concatenate(
-        [src.take(f"{prefix}.convs.{g}.bias", (cout,)) for g in range(groups)]))
+    patches = range(branch.grid * branch.grid)
+    _bn(src, [f"{prefix}.bns.{g}" for g in patches], branch.norm)
+    _conv(src, [f"{prefix}.convs.{g}" for g in patches], branch.conv)
 
 
 def _region_layer(src: ModuleTensors, prefix: str, layer) -> None:
-    _conv(src, f"{prefix}.conv", layer.entry)
+    _conv(src, [f"{prefix}.conv"], layer.entry)
     for b, branch in enumerate(layer.patchwise):
         _patchwise(src, f"{prefix}.local_conv_branch{b + 1}", branch)
-    _bn(src, f"{prefix}.bn", layer.norm)
+    _bn(src, [f"{prefix}.bn"], layer.norm)
 
 
-def _feature_stack(src: ModuleTensors, prefix: str, stack) -> None:
+def _feature_stack(src: ModuleTensors, prefixes: list[str], stack) -> None:
+    """One feature stack, or (several prefixes) one stack per channel group of a grouped one."""
     for conv, norm, i, j in zip(stack.convs, stack.norms, STACK_CONVS, STACK_NORMS):
-        _conv(src, f"{prefix}.{i}", conv)
-        _bn(src, f"{prefix}.{j}", norm)
+        _conv(src, [f"{p}.{i}" for p in prefixes], conv)
+        _bn(src, [f"{p}.{j}" for p in prefixes], norm)
 
 
 def _dense(src: ModuleTensors, prefix: str, dense, flattened_from=None) -> None:
@@ -197,11 +190,12 @@ def _dense(src: ModuleTensors, prefix: str, dense, flattened_from=None) -> None:
     dense.bias.assign(src.take(f"{prefix}.bias", (units,)))
 
 
-def _refinement(src: ModuleTensors, prefix: str, refine) -> None:
+def _refinement(src: ModuleTensors, prefixes: list[str], refine) -> None:
+    """The per-AU refinements (one prefix per AU) -> our grouped AttentionRefinement."""
     for conv, norm, i, j in zip(refine.convs, refine.norms, REFINE_CONVS, REFINE_NORMS):
-        _conv(src, f"{prefix}.{i}", conv)
-        _bn(src, f"{prefix}.{j}", norm)
-    _conv(src, f"{prefix}.{REFINE_OUTPUT}", refine.output_conv)
+        _conv(src, [f"{p}.{i}" for p in prefixes], conv)
+        _bn(src, [f"{p}.{j}" for p in prefixes], norm)
+    _conv(src, [f"{p}.{REFINE_OUTPUT}" for p in prefixes], refine.output_conv)
 
 
 def assign_release_weights(model, modules: dict[str, ModuleTensors]) -> dict:
@@ -216,17 +210,17 @@ def assign_release_weights(model, modules: dict[str, ModuleTensors]) -> dict:
     _region_layer(region, "multiscale_feat.2", model.region2)
 
     align = modules["align_net"]
-    _feature_stack(align, "align_feat.feat_extract", model.alignment_features)
+    _feature_stack(align, ["align_feat.feat_extract"], model.alignment_features)
     _dense(align, "align_output.0", model.alignment_head.hidden, flattened_from=stack_out)
     _dense(align, "align_output.1", model.alignment_head.output_layer)
 
-    _feature_stack(modules["global_au_feat"], "feat_extract", model.global_features)
+    _feature_stack(modules["global_au_feat"], ["feat_extract"], model.global_features)
 
-    attention = model.attention
-    for i, refine in enumerate(attention.refine):
-        _refinement(modules["local_attention_refine"], f"local_aus_attention.{i}", refine)
-    for i, stack in enumerate(attention.local):
-        _feature_stack(modules["local_au_net"], f"local_aus_branch.{i}.feat_extract", stack)
+    aus = range(len(config.aus))
+    _refinement(modules["local_attention_refine"], [f"local_aus_attention.{i}" for i in aus],
+                model.attention.refine)
+    _feature_stack(modules["local_au_net"], [f"local_aus_branch.{i}.feat_extract" for i in aus],
+                   model.attention.local)
 
     # The AU head reads [alignment, global, local] features concatenated along the channels.
     concat = (*stack_out[:2], 3 * stack_out[2])

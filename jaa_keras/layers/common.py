@@ -1,4 +1,4 @@
-"""Building blocks shared by the layers: the normalisation settings and the grouped convolution."""
+"""Building blocks shared by the layers: the normalisation settings and the (grouped) 3x3 convolution."""
 import keras
 import tensorflow as tf
 from keras import layers
@@ -58,6 +58,11 @@ class GroupedConv2D(layers.Conv2D):
         return outputs if self.activation is None else self.activation(outputs)
 
 
-def grouped_conv(filters_per_group: int, groups: int, name: str) -> GroupedConv2D:
-    """`groups` independent 3x3 convolutions run as one; group g reads and writes channel group g."""
-    return GroupedConv2D(filters_per_group * groups, 3, padding="same", groups=groups, name=name)
+def conv3x3(filters_per_group: int, groups: int, name: str, padding: str = "same",
+            dtype=None) -> layers.Conv2D:
+    """A 3x3 convolution; with `groups` > 1, that many independent ones run as one grouped
+    convolution (group g reads channel group g and writes filters g*f .. (g+1)*f - 1)."""
+    if groups == 1:
+        return layers.Conv2D(filters_per_group, 3, padding=padding, name=name, dtype=dtype)
+    return GroupedConv2D(filters_per_group * groups, 3, padding=padding, groups=groups, name=name,
+                         dtype=dtype)

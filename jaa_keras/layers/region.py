@@ -2,7 +2,7 @@
 import keras
 from keras import layers, ops
 
-from jaa_keras.layers.common import batch_norm, grouped_conv
+from jaa_keras.layers.common import batch_norm, conv3x3
 from jaa_keras.layers.grouping import from_patch_groups, to_patch_groups
 from jaa_keras.layers.initialization import build_initialized
 
@@ -22,7 +22,7 @@ class PatchwiseConv(layers.Layer):
         self.filters = filters
         self.initialization = initialization
         self.norm = batch_norm("norm")
-        self.conv = grouped_conv(filters, grid * grid, "conv")
+        self.conv = conv3x3(filters, grid * grid, "conv")
 
     def build(self, input_shape):
         batch, height, width, channels = input_shape
