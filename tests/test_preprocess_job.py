@@ -6,6 +6,9 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -23,6 +26,8 @@ from pipeline.sources import DatasetLayoutError, bp4d, disfa
 from pipeline.synthetic import REJECTED_PLANTS, SyntheticSpec, generate
 from schemas.example import parse_examples
 from schemas.face import AU_SETS
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY = SyntheticSpec(subjects=3, tasks=2, frames=6, seed=2)
 REASONS = {"no_landmarks": ("no landmarks", "landmark file missing"),
@@ -291,13 +296,23 @@ def test_dataflow_runs_get_this_package_staged():
 
 @pytest.mark.slow
 def test_multiprocessing_workers_and_frame_reshuffle_give_the_same_examples(built, tmp_path):
+    # As users start it: the command line in a fresh process. Beam's runner waits forever for a
+    # worker process that has died, so a time limit turns such a hang into a failure.
     raw, out, summary = built
-    parallel = _run(raw, tmp_path / "examples", "--direct_num_workers=2",
-                    "--direct_running_mode=multi_processing", frame_reshuffle="on")
+    examples = tmp_path / "examples"
+    command = [sys.executable, "-m", "pipeline.job", "--dataset=synthetic", f"--data_dir={raw}",
+               f"--output_dir={examples}", f"--synthetic_subjects={TINY.subjects}",
+               f"--synthetic_tasks={TINY.tasks}", f"--synthetic_frames={TINY.frames}",
+               f"--synthetic_seed={TINY.seed}", "--direct_num_workers=2",
+               "--direct_running_mode=multi_processing", "--frame_reshuffle=on"]
+    done = subprocess.run(command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    parallel = json.loads(done.stdout[re.search(r"^\{$", done.stdout, re.M).start():])
     assert parallel["examples"] == summary["examples"]
     keys = lambda o: sorted((r["subject"], r["task"], int(r["frame"]))  # noqa: E731
                             for r in _parsed(_tfrecords(o), 12))
-    assert keys(tmp_path / "examples") == keys(out)
+    assert keys(examples) == keys(out)
 
 
 def test_an_output_path_with_a_wildcard_is_refused_and_sibling_runs_keep_their_files(
