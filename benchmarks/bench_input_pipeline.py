@@ -10,6 +10,11 @@ one warm-up pass. --shuffle_buffer below --examples makes training read its epoc
 passes over the files (examples / shuffle_buffer = 24 is BP4D's ~97k training frames against the
 default 4,096). Compare with what training consumes: about 3.4 images/s for the paper's network
 on 2 CPU cores (bench_network), 40-50 images/s for the synthetic preset's network.
+
+--fit_epochs N also trains the synthetic preset's network (c = 2, crop 64, d = 64) for N epochs
+on these records as the trainer does (one `fit` per epoch), with tf.data's autotuning off (as
+make_dataset sets it) and on, and reports each epoch's seconds inside Keras' epoch and after it
+(the iterator's teardown).
 """
 import argparse
 import json
@@ -59,6 +64,44 @@ def time_pass(make, repeats=3):
     return statistics.median(rates)
 
 
+def fit_epochs(files, epochs: int, batch: int) -> dict:
+    import keras
+
+    import jaa_keras
+    from components.train.schedule import build_schedule, optimizer_for
+    from jaa_keras.losses import JaaNetLoss
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.end = time.perf_counter()
+
+    counts = ip.file_record_counts(files)
+    results = {}
+    for autotuning in (False, True):
+        keras.utils.set_random_seed(0)
+        model = jaa_keras.build_jaanet("bp4d", width_unit=2, crop_size=64, hidden_units=64)
+        model.compile(optimizer=optimizer_for(build_schedule("paper", "bp4d")[0]),
+                      objective=JaaNetLoss(model.config))
+        options = tf.data.Options()
+        options.autotune.enabled = autotuning
+        inside, after = [], []
+        for epoch in range(epochs):
+            data = ip.make_dataset(files, len(AU_SETS["bp4d"]), 64, training=True,
+                                   batch_size=batch, epoch=epoch, num_examples=sum(counts),
+                                   record_counts=counts).with_options(options)
+            clock = EpochClock()
+            model.fit(data, epochs=1, verbose=0, callbacks=[clock], shuffle=False)
+            returned = time.perf_counter()
+            inside.append(round(clock.end - clock.begin, 2))
+            after.append(round(returned - clock.end, 2))
+        results[f"autotuning {'on' if autotuning else 'off'}"] = {
+            "epoch_s": inside, "after_epoch_s": after}
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000)
@@ -66,6 +109,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=9)
     parser.add_argument("--shuffle_buffer", type=int, default=4096,
                         help="records per reading window of a training epoch")
+    parser.add_argument("--fit_epochs", type=int, default=0,
+                        help="also time N training epochs of the synthetic preset's network")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     num_aus = len(AU_SETS["bp4d"])
@@ -76,10 +121,13 @@ def main(argv=None):
                                                     shuffle_buffer=args.shuffle_buffer))
         evaluate = time_pass(lambda e: ip.make_dataset(files, num_aus, args.crop, training=False,
                                                        batch_size=args.batch))
+        fitted = fit_epochs(files, args.fit_epochs, args.batch) if args.fit_epochs else None
     result = {"benchmark": "input_pipeline", "examples": args.examples, "crop": args.crop,
               "batch": args.batch, "shuffle_buffer": args.shuffle_buffer, "cpu_cores": os.cpu_count(),
               "train_images_per_s": round(train, 1), "eval_images_per_s": round(evaluate, 1),
               "tensorflow": tf.__version__}
+    if fitted:
+        result["fit_epochs"] = fitted
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as f:

@@ -164,7 +164,16 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
             labels.update(subject=example["subject"], task=example["task"], frame=example["frame"])
         return image, labels
     ds = ds.enumerate().map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(AUTOTUNE)
+    return ds.with_options(WITHOUT_AUTOTUNING)
+
+
+# tf.data's autotuning thread is joined when an epoch's iterator is destroyed, and on 2 busy cores
+# that join took 16-18 s after about one epoch in three of the default run (20-s epochs;
+# `python -m benchmarks.bench_input_pipeline --fit_epochs 5`, BENCHMARKS.md). Without
+# autotuning, AUTOTUNE means one parallel call per core, which is what autotuning chose here.
+WITHOUT_AUTOTUNING = tf.data.Options()
+WITHOUT_AUTOTUNING.autotune.enabled = False
 
 
 def shuffled_records(files, record_counts, seed: int, epoch: int, window: int) -> tf.data.Dataset:
