@@ -150,28 +150,30 @@ class AdaptiveAttention(layers.Layer):
         last axis, in the order of `aus`."""
         return [layer for layer in (self.refine, self.local) if layer is not None]
 
+    def _branch_weights(self) -> list:
+        return [w for layer in self.branch_layers for w in layer.weights]
+
+    def _au_slice(self, weight, au: int) -> slice:
+        """Where `au`'s part of a branch weight lies on its last axis."""
+        index, width = self.aus.index(au), weight.shape[-1] // len(self.aus)
+        return slice(index * width, (index + 1) * width)
+
     def au_weights(self, au: int) -> list[np.ndarray]:
         """One AU's slice of every weight of its branch (refinement, if any, and feature stack)."""
-        index, groups = self.aus.index(au), len(self.aus)
-        values = []
-        for weight in (w for layer in self.branch_layers for w in layer.weights):
-            width = weight.shape[-1] // groups
-            values.append(np.asarray(weight)[..., index * width:(index + 1) * width])
-        return values
+        return [np.asarray(w)[..., self._au_slice(w, au)] for w in self._branch_weights()]
 
     def set_au_weights(self, au: int, values: list[np.ndarray]) -> None:
         """Overwrite one AU's slice of the branch weights with `values` (as `au_weights` gives)."""
-        index, groups = self.aus.index(au), len(self.aus)
-        weights = [w for layer in self.branch_layers for w in layer.weights]
+        weights = self._branch_weights()
         if len(values) != len(weights):
             raise ValueError(f"{len(values)} weights for AU {au}'s branch, which has {len(weights)}")
         for weight, value in zip(weights, values):
-            width = weight.shape[-1] // groups
-            if value.shape != (*weight.shape[:-1], width):
-                raise ValueError(f"AU {au}: {weight.path} takes {(*weight.shape[:-1], width)} "
-                                 f"per AU, not {value.shape}")
+            part = self._au_slice(weight, au)
+            expected = (*weight.shape[:-1], part.stop - part.start)
+            if value.shape != expected:
+                raise ValueError(f"AU {au}: {weight.path} takes {expected} per AU, not {value.shape}")
             updated = np.array(weight)
-            updated[..., index * width:(index + 1) * width] = value
+            updated[..., part] = value
             weight.assign(updated)
 
     def build(self, features_shape, landmarks_shape=None):
