@@ -5,6 +5,8 @@ Every Beam flag works unchanged (--runner, --direct_num_workers, --project, --re
 """
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipeline.synthetic.dataset import SyntheticSpec
+
 DATASETS = ("synthetic", "bp4d", "disfa")
 
 
@@ -39,8 +41,8 @@ class PreprocessOptions(PipelineOptions):
                                  "a run), so the default is off: BP4D's 328 sequences and DISFA's "
                                  "27 videos already spread over workers. auto: on for distributed "
                                  "runners only; use it with fewer units than workers")
-        parser.add_argument("--synthetic_subjects", type=int, default=9)
-        parser.add_argument("--synthetic_tasks", type=int, default=4)
-        parser.add_argument("--synthetic_frames", type=int, default=50,
+        parser.add_argument("--synthetic_subjects", type=int, default=SyntheticSpec.subjects)
+        parser.add_argument("--synthetic_tasks", type=int, default=SyntheticSpec.tasks)
+        parser.add_argument("--synthetic_frames", type=int, default=SyntheticSpec.frames,
                             help="frames per synthetic sequence")
-        parser.add_argument("--synthetic_seed", type=int, default=0)
+        parser.add_argument("--synthetic_seed", type=int, default=SyntheticSpec.seed)
