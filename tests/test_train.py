@@ -145,6 +145,18 @@ def test_train_stage_writes_its_artifact_skips_and_freezes(examples, tmp_path):
         assert same == (module in ("region", "alignment")), module
 
 
+def test_mixed_precision_trains_on_a_cpu(examples, tmp_path):
+    # bfloat16 on a CPU: TensorFlow has no gradient for a bfloat16 grouped convolution there, so
+    # this stopped at the first step ("Gradients for grouped convolutions are not supported").
+    out = tmp_path / "model"
+    run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
+              parameters=_params(epochs=[1, 0, 0], mixed_precision=True), log=None)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    _, weights = _weights(out / "model.keras")
+    assert all(np.all(np.isfinite(w)) for w in weights)
+
+
 KILLED_RUN = textwrap.dedent("""
     import sys
     from components.base import run_stage

@@ -45,8 +45,14 @@ class GroupedConv2D(layers.Conv2D):
     """
 
     def convolution_op(self, inputs, kernel):
-        return tf.nn.conv2d(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
-                            dilations=self.dilation_rate)
+        compute_dtype = inputs.dtype
+        if compute_dtype == tf.bfloat16 and not tf.config.list_logical_devices("GPU"):
+            # TensorFlow has no CPU gradient for a bfloat16 grouped convolution (training under
+            # mixed_bfloat16 stopped at its first step), so on a CPU these run in float32.
+            inputs, kernel = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32)
+        outputs = tf.nn.conv2d(inputs, kernel, strides=self.strides,
+                               padding=self.padding.upper(), dilations=self.dilation_rate)
+        return tf.cast(outputs, compute_dtype)
 
     def call(self, inputs):
         # A plain add, not Keras's BiasAdd: TensorFlow's graph optimiser fuses Conv2D + BiasAdd
