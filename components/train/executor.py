@@ -43,9 +43,11 @@ def run_executor(inputs, outputs, params) -> dict:
     preset_name = resolve_preset(dataset, params["preset"])
     preset = TRAINING_PRESETS[preset_name]
     config = model_config_for(dataset, preset_name, params["model_overrides"])
-    phases = build_schedule(params["schedule"], dataset,
-                            epochs=params["epochs"] or preset["epochs"],
-                            learning_rates=params["learning_rates"] or preset["learning_rates"])
+    schedule = params["schedule"]
+    phases = build_schedule(schedule, dataset,
+                            epochs=params["epochs"] or preset["epochs"].get(schedule),
+                            learning_rates=params["learning_rates"]
+                            or preset["learning_rates"].get(schedule))
     batch_size = params["batch_size"] or preset["batch_size"]
     weights = au_weights_for_fold(examples.path, fold, config.aus)
     init = inputs.get("init_from")

@@ -132,7 +132,8 @@ class CoupledDecaySGD(keras.optimizers.SGD):
 
 
 # Training presets: the model shape and schedule of a named setting; every value can still be
-# overridden (flags / stage parameters).
+# overridden (flags / stage parameters). Epochs and learning rates are per phase, so they are
+# given per schedule; a schedule not listed keeps its own.
 #  "paper": the paper's network (c = 8, crop 176, d = 512) and schedule.
 #  "synthetic": a small network for the built-in synthetic dataset, so that the default run
 #    trains in minutes on 2 CPU cores: width unit 2, crop 64 (the 200 face resized to 73 first,
@@ -156,10 +157,11 @@ class CoupledDecaySGD(keras.optimizers.SGD):
 #                                sum, caffe, 0.01       F1 0.652, 0.061
 #                                sum, keras, 0.01       F1 0.364, 0.108
 TRAINING_PRESETS = {
-    "paper": {"model": {}, "epochs": None, "learning_rates": None, "batch_size": 9,
+    "paper": {"model": {}, "epochs": {}, "learning_rates": {}, "batch_size": 9,
               "lr_decay_every": 2},
     "synthetic": {"model": {"width_unit": 2, "crop_size": 64, "hidden_units": 64,
                             "local_merge": "sum", "initialization": "pytorch"},
-                  "epochs": [16, 1, 3], "learning_rates": [0.005, 0.001, 0.001], "batch_size": 9,
-                  "lr_decay_every": 8},
+                  "epochs": {"paper": [16, 1, 3]},
+                  "learning_rates": {"paper": [0.005, 0.001, 0.001], "joint": [0.005]},
+                  "batch_size": 9, "lr_decay_every": 8},
 }
