@@ -1,4 +1,6 @@
 """Building blocks shared by the layers: the normalisation settings and the (grouped) 3x3 convolution."""
+import functools
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -6,6 +8,11 @@ from keras import layers
 # PyTorch's BatchNorm2d defaults, as in the authors' release (Keras momentum = 1 - PyTorch's 0.1).
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_present() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
@@ -46,7 +53,7 @@ class GroupedConv2D(layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         compute_dtype = inputs.dtype
-        if compute_dtype == tf.bfloat16 and not tf.config.list_logical_devices("GPU"):
+        if compute_dtype == tf.bfloat16 and not _gpu_present():
             # TensorFlow has no CPU gradient for a bfloat16 grouped convolution (training under
             # mixed_bfloat16 stopped at its first step), so on a CPU these run in float32.
             inputs, kernel = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32)

@@ -45,14 +45,9 @@ _LOG = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """What to generate. The defaults are the demo's size (1,872 BP4D frames).
-
-    Many people with few frames each rather than the reverse: a model trained on 6 synthetic
-    people (9 subjects of 50 frames a task) scored held-out F1 0.65 with BatchNorm's moving
-    statistics and 0.78 with the test batch's own, because the held-out faces' features sat
-    apart from the few training identities'; on 24 training people (36 subjects of 13 frames)
-    0.79 (docs/data.md, "The synthetic set").
-    """
+    """What to generate. The defaults are the demo's size (1,872 BP4D frames): many people with
+    few frames each, because the held-out part tests other people (docs/data.md, "The synthetic
+    set", has the runs that showed it)."""
     layout: str = "bp4d"           # "bp4d" or "disfa"
     subjects: int = 36
     tasks: int = 4                 # BP4D tasks per subject (DISFA has one video per subject)
