@@ -14,11 +14,14 @@ Output (`output_dir`):
     _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
                     versions, counts, timings. A folder without it is incomplete.
 
-Re-running with the same parameters on the same input does nothing; `force` rebuilds; an
-incomplete output is cleared and rebuilt. A complete local output stays, readable, until its
-replacement (written in `_STAGING/`) is complete; what changed is logged first. The output path
-must not contain * ? [ (Beam reads it as a pattern, and deletes what it matches). After the Beam job the outputs are read back and
-frames in = examples written + frames rejected is checked; a mismatch fails the job.
+The output folder is prepared, cached and recorded by the stage framework (components.base), as
+for every stage: the pipeline's preprocess stage and `python -m pipeline.job` are one path.
+Re-running with the same parameters on the same input does nothing (unless a file the manifest
+lists went missing or changed); `force` rebuilds; a complete local output stays, readable,
+until its replacement (written in `_STAGING/`) is complete; what changed is logged first. The
+output may be a URL (gs://...); its path must not contain * ? [ (Beam reads it as a pattern,
+and deletes what it matches). After the Beam job the outputs are read back and frames in =
+examples written + frames rejected is checked; a mismatch fails the job.
 
 --runner=DirectRunner (the default) runs Beam's in-process FnApiRunner directly: no download of a
 runner binary, no fallback pause. --direct_num_workers N with --direct_running_mode
@@ -28,10 +31,10 @@ workers' package (--setup_file defaults to it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import datetime
+import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -41,19 +44,14 @@ import time
 from pathlib import Path
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
                                                   StandardOptions, WorkerOptions)
 from apache_beam.runners.runner import PipelineState
 
-from components.base import (COMPLETION_FILE, LOCK_FILE, STAGING_DIR, STARTED_FILE, SWAP_FILE,
-                             RECORD_FORMAT, Artifact, UserError, cache_key_for, finish_swap,
-                             folder_lock, new_run_id, package_versions, parameter_changes,
-                             require_literal_path, swap_in_staged)
+from components.base import COMPLETION_FILE, UserError, files, package_versions
 from jaa_keras.au_weights import au_loss_weights
-from pipeline.manifest import MANIFEST_FILE, STATS_FILE, stream_sha256
-from pipeline.options import DATASETS, PreprocessOptions
+from pipeline.manifest import MANIFEST_FILE, STATS_FILE
+from pipeline.options import PreprocessOptions
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
 from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR,
@@ -61,12 +59,7 @@ from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR
                                  WriteExamples, WriteRejected)
 from schemas.face import au_names
 
-STAGE = "preprocess"
 WORK_DIR = "_work"
-_OUR_ENTRIES = {f"part{p}" for p in PARTS} | {REJECTED_DIR, WORK_DIR, STATS_FILE, MANIFEST_FILE,
-                                               COMPLETION_FILE, STARTED_FILE, STAGING_DIR}
-# Never deleted when clearing: the lock is its holder's; a swap plan is finished first.
-_KEPT_ENTRIES = {STARTED_FILE, LOCK_FILE, SWAP_FILE}
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
@@ -81,89 +74,91 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
                       beam_args: list[str] | None = None, force: bool = False, *,
                       landmark_offset: int | None = None, video_offset: int | None = None,
                       jpeg_quality: int = 95, num_shards: int = 0, frame_reshuffle: str = "off",
-                      synthetic: SyntheticSpec | None = None) -> dict:
-    """Preprocess one dataset into `output_dir`; returns the summary also kept in _COMPLETE.json.
+                      synthetic: SyntheticSpec | None = None, log=_LOG.info) -> dict:
+    """Preprocess one dataset into `output_dir` as the pipeline's preprocess stage does (the same
+    contract, caching and completion record); returns the summary kept in _COMPLETE.json with
+    "status": "ran" or "skipped".
 
     dataset      "synthetic", "bp4d" or "disfa"
     data_dir     the raw dataset; for "synthetic" where the generated raw set lives (reused when
                  its SYNTHETIC.json matches `synthetic`, default SyntheticSpec())
+    output_dir   a local folder or a URL (gs://...)
     beam_args    Beam's own flags (--runner, --direct_num_workers, --project, ...)
-    Raises DatasetLayoutError (a ValueError) before any work when the input is not usable.
+    Raises a UserError before any work when the input is not usable.
     """
-    started_at, started = _now(), time.perf_counter()
-    if frame_reshuffle not in ("auto", "on", "off"):
-        raise ValueError(f"frame_reshuffle must be 'auto', 'on' or 'off', not {frame_reshuffle!r}")
+    from components.base import run_stage
+    from components.preprocess.component import PREPROCESS
     if not output_dir:
-        raise ValueError("output_dir is required")
-    output_dir = _normalise(output_dir)
-    # Beam's sinks read the output path as a pattern too (and delete what it matches).
-    require_literal_path(output_dir, "output folder")
-    raw_format, data_dir, synthetic = _raw_input(dataset, data_dir, synthetic)
+        raise UserError("output_dir is required")
+    result = run_stage(PREPROCESS, outputs={"examples": output_dir}, force=force, log=log,
+                       parameters={
+                           "dataset": dataset, "data_dir": data_dir,
+                           "beam_args": list(beam_args or []), "jpeg_quality": jpeg_quality,
+                           "num_shards": num_shards, "landmark_offset": landmark_offset,
+                           "video_offset": video_offset, "frame_reshuffle": frame_reshuffle,
+                           "synthetic": dataclasses.asdict(synthetic) if synthetic else None})
+    return {**result.summary, "status": result.status}
+
+
+def read_raw(params: dict) -> dict:
+    """The preprocess stage's sources: the raw dataset folder checked (generated first for the
+    synthetic set) and fingerprinted."""
+    raw_format, data_dir, _ = _raw_input(params)
     reader = source(raw_format)
     reader.validate_root(data_dir)
-    units = reader.list_units(data_dir)
-    strangers = unknown_subjects(raw_format, {unit.subject for unit in units})
+    strangers = unknown_subjects(raw_format, {unit.subject for unit in reader.list_units(data_dir)})
     if strangers:
         raise DatasetLayoutError(
             f"{data_dir}: subject(s) {', '.join(strangers)} are in no official {raw_format} part "
             f"(docs/data.md); move them out of the folder to preprocess the rest")
+    return {"raw": _fingerprint(data_dir)}
+
+
+def write_examples(params: dict, output_dir: str) -> dict:
+    """The preprocess stage's work: the Beam job writes `output_dir` (prepared and recorded by
+    the stage framework); its outputs are read back and checked; returns the summary."""
+    started = time.perf_counter()
+    raw_format, data_dir, _ = _raw_input(params)
+    units = source(raw_format).list_units(data_dir)
     expected_frames = _labelled_frames(raw_format, units)
-    read_options = _read_options(raw_format, landmark_offset, video_offset)
-    parameters = {"dataset": dataset, "data_dir": data_dir, "read_options": read_options,
-                  "jpeg_quality": jpeg_quality, "num_shards": num_shards,
-                  "synthetic": dataclasses.asdict(synthetic) if synthetic else None}
-    inputs = {"raw": _fingerprint(data_dir)}
-    key = cache_key_for(STAGE, parameters, inputs)
-
-    record = _read_record(output_dir)
-    if record and record.get("cache_key") == key and not force and _files_intact(output_dir):
-        _LOG.info("%s is complete for these parameters and input; nothing to do", output_dir)
-        return {**record.get("summary", {}), "status": "skipped"}
-    work_dir = _prepare_output(output_dir, key, parameters, dataset)
-
-    options = PipelineOptions(beam_args or [])
+    read_options = _read_options(raw_format, params["landmark_offset"], params["video_offset"])
+    options = PipelineOptions(params["beam_args"])
     runner, in_process = _runner(options)
-    reshuffle = frame_reshuffle == "on" or (frame_reshuffle == "auto" and not in_process)
-    beam_started = time.perf_counter()
+    reshuffle = params["frame_reshuffle"] == "on" or (
+        params["frame_reshuffle"] == "auto" and not in_process)
     pipeline = beam.Pipeline(runner=runner, options=options)
-    build_pipeline(pipeline, units, raw_format, work_dir, read_options=read_options,
-                   jpeg_quality=jpeg_quality, num_shards=num_shards, reshuffle=reshuffle)
+    build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
+                   jpeg_quality=params["jpeg_quality"], num_shards=params["num_shards"],
+                   reshuffle=reshuffle)
     result = pipeline.run()
     state = result.wait_until_finish()
     if state != PipelineState.DONE:
         raise JobIntegrityError(f"the Beam job ended in state {state}; {output_dir} is incomplete")
-    beam_seconds = time.perf_counter() - beam_started
+    beam_seconds = time.perf_counter() - started
 
-    summary = _finish_output(work_dir, dataset, units, parameters, inputs, expected_frames)
+    summary = _finish_output(output_dir, params["dataset"], units, read_options,
+                             expected_frames)
     summary["counters"] = _counters(result)
-    summary["frame_reshuffle"] = {"option": frame_reshuffle, "applied": reshuffle}
+    summary["frame_reshuffle"] = {"option": params["frame_reshuffle"], "applied": reshuffle}
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
-    _write_json(_join(work_dir, COMPLETION_FILE), {
-        "format": RECORD_FORMAT, "stage": STAGE, "parameters": parameters,
-        "identity": {"dataset": dataset}, "inputs": inputs, "cache_key": key,
-        "run_id": new_run_id(),
-        "versions": package_versions(), "summary": summary,
-        "timings": {"started_at": started_at, "finished_at": _now(),
-                    "seconds": summary["seconds"]["total"]}})
-    FileSystems.delete([_join(work_dir, STARTED_FILE)])
-    if work_dir != output_dir:
-        swap_in_staged(Artifact(output_dir), _LOG.warning)
     _LOG.info("%s: %d frames in, %d examples written, %d rejected", output_dir,
               summary["frames_in"], summary["examples_total"], summary["rejected_total"])
-    return {**summary, "status": "ran"}
+    return summary
 
 
-def _raw_input(dataset: str, data_dir: str, synthetic: SyntheticSpec | None):
+def _raw_input(params: dict):
     """(raw format, absolute data_dir, synthetic spec or None); generates the synthetic set."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    dataset, data_dir = params["dataset"], params["data_dir"]
     if not data_dir:
         raise ValueError("data_dir is required (for 'synthetic': where its raw data goes)")
     data_dir = os.path.abspath(data_dir)
     if dataset != "synthetic":
         return dataset, data_dir, None
-    synthetic = synthetic or SyntheticSpec()
+    try:
+        synthetic = SyntheticSpec(**(params["synthetic"] or {}))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"synthetic dataset settings {params['synthetic']}: {e}") from None
     if synthetic.layout != "bp4d":
         raise ValueError("the 'synthetic' dataset uses the BP4D layout; for a DISFA-layout "
                          "synthetic set generate it with pipeline.synthetic and use 'disfa'")
@@ -186,8 +181,8 @@ def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_op
     _ = aligned.rejected | "WriteRejected" >> WriteRejected(output_dir)
     _ = ((frames, examples, aligned.rejected)
          | "Tally" >> Tally()
-         | "WriteTally" >> beam.Map(lambda tally, path: _write_json(path, tally),
-                                    _join(output_dir, WORK_DIR, "tally.json")))
+         | "WriteTally" >> beam.Map(lambda tally, path: files.write_json_atomic(path, tally),
+                                    files.join(output_dir, WORK_DIR, "tally.json")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,76 +235,14 @@ def _stats(dataset: str, tally: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Output folder: preparing, checking, recording
-def _prepare_output(output_dir: str, key: str, parameters: dict, dataset: str) -> str:
-    """The folder the job writes into, marked started; what an earlier run left is dealt with.
-
-    A complete earlier output in a local folder stays, readable, until the new one is complete:
-    the job writes into <output_dir>/_STAGING, moved into place at the end (swap_in_staged).
-    Anything else an earlier run left is cleared (only the files this job writes)."""
-    local = "://" not in output_dir
-    if local:
-        finish_swap(Artifact(output_dir))  # of a run killed while moving its output into place
-    existing = _files(output_dir)
-    foreign = sorted({_relative(output_dir, path).split("/")[0] for path in existing}
-                     - _OUR_ENTRIES - _KEPT_ENTRIES)
-    if foreign:
-        raise DatasetLayoutError(
-            f"output folder {output_dir} holds {', '.join(foreign[:5])}, which this job did not "
-            f"write; choose an empty or new output folder")
-    work_dir = output_dir
-    if local and _read_record(output_dir):
-        work_dir = _join(output_dir, STAGING_DIR)
-        _LOG.warning("%s holds %s (%s); it stays until the new output, built in %s, is complete",
-                     output_dir, _earlier_output(output_dir), _changes(output_dir, key, parameters),
-                     work_dir)
-        _delete_if_there(work_dir)
-    elif set(map(os.path.basename, existing)) - _KEPT_ENTRIES:
-        _LOG.warning("clearing %s in %s (%s)", _earlier_output(output_dir), output_dir,
-                     _changes(output_dir, key, parameters))
-        # the completion record goes first: from here on the folder reads as incomplete
-        for entry in [COMPLETION_FILE] + sorted(_OUR_ENTRIES - {COMPLETION_FILE} - _KEPT_ENTRIES):
-            _delete_if_there(_join(output_dir, entry))
-    _write_json(_join(work_dir, STARTED_FILE), {
-        "stage": STAGE, "cache_key": key, "parameters": parameters,
-        "identity": {"dataset": dataset}, "pid": os.getpid()})
-    return work_dir
-
-
-def _delete_if_there(path: str) -> None:
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-
-
-def _earlier_output(output_dir: str) -> str:
-    record = _read_record(output_dir)
-    if record:
-        return f"the complete output of {record.get('timings', {}).get('finished_at')}"
-    return "an unfinished output"
-
-
-def _changes(output_dir: str, key: str, parameters: dict) -> str:
-    """What differs from the run that wrote the earlier output (its record or started record)."""
-    previous = _read_record(output_dir)
-    if previous is None and FileSystems.exists(_join(output_dir, STARTED_FILE)):
-        previous = _read_json(_join(output_dir, STARTED_FILE))
-    if not previous:
-        return "no record of how it was made"
-    changes = parameter_changes(previous.get("parameters") or {}, parameters)
-    if previous.get("cache_key") == key:
-        return "same parameters and input: forced, or files went missing"
-    if not changes:
-        changes = ["the raw data in the input folder changed"]
-    return "changed since: " + "; ".join(changes)
-
-
-def _finish_output(output_dir: str, dataset: str, units, parameters: dict, inputs: dict,
+# The output read back and checked
+def _finish_output(output_dir: str, dataset: str, units, read_options: dict,
                    expected_frames: int) -> dict:
     """Read the outputs back, check the totals, write stats.json and manifest.json."""
-    tally = _read_json(_join(output_dir, WORK_DIR, "tally.json"))
-    files, records = [], {}
-    for path in sorted(_files(output_dir)):
-        relative = _relative(output_dir, path)
+    tally = files.read_json(files.join(output_dir, WORK_DIR, "tally.json"), "the job's tally")
+    listed, records = [], {}
+    for relative in files.walk_files(output_dir):
+        path = files.join(output_dir, relative)
         top = relative.split("/")[0]
         if top.startswith("part") and relative.endswith(EXAMPLES_SUFFIX):
             count = _count_records(path)
@@ -318,7 +251,7 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         else:
             continue
         records[top] = records.get(top, 0) + count
-        files.append(_manifest_entry(output_dir, relative, count))
+        listed.append(_manifest_entry(output_dir, relative, count))
     examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
     rejected = records.get(REJECTED_DIR, 0)
     problems = []
@@ -339,25 +272,25 @@ def _finish_output(output_dir: str, dataset: str, units, parameters: dict, input
         raise JobIntegrityError(f"{output_dir} does not add up: {'; '.join(problems)}; the output "
                                 f"is left incomplete (no {COMPLETION_FILE})")
 
-    _write_json(_join(output_dir, STATS_FILE), _stats(dataset, tally))
-    files.append(_manifest_entry(output_dir, STATS_FILE, None))
+    files.write_json_atomic(files.join(output_dir, STATS_FILE), _stats(dataset, tally))
+    listed.append(_manifest_entry(output_dir, STATS_FILE, None))
     subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
                 for p in PARTS}
     summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
                "examples_total": sum(examples.values()), "rejected_total": rejected,
                "rejected_by_reason": tally["rejected"], "subjects": subjects}
-    _write_json(_join(output_dir, MANIFEST_FILE), {
-        **summary, "aus": au_names(dataset), "parameters": parameters, "inputs": inputs,
-        "files": files, "versions": package_versions()})
-    FileSystems.delete([_join(output_dir, WORK_DIR)])
+    files.write_json_atomic(files.join(output_dir, MANIFEST_FILE), {
+        **summary, "aus": au_names(dataset), "read_options": read_options, "files": listed,
+        "versions": package_versions()})
+    files.remove(files.join(output_dir, WORK_DIR))
     return summary
 
 
 def _manifest_entry(output_dir: str, relative: str, records: int | None) -> dict:
     """A file of the output as manifest.json lists it (pipeline.manifest reads it back)."""
-    path = _join(output_dir, relative)
-    return {"path": relative, "bytes": FileSystems.match([path])[0].metadata_list[0].size_in_bytes,
-            "sha256": _sha256(path), "records": records}
+    path = files.join(output_dir, relative)
+    return {"path": relative, "bytes": files.size(path), "sha256": files.sha256(path),
+            "records": records}
 
 
 def _labelled_frames(raw_format: str, units) -> int:
@@ -421,79 +354,29 @@ def _default_setup_file(options: PipelineOptions) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Small file helpers (Beam's FileSystems: local paths and gs:// alike)
-def _normalise(path: str) -> str:
-    return path.rstrip("/") if "://" in path else os.path.abspath(path)
-
-
-def _join(*parts: str) -> str:
-    return FileSystems.join(*parts)
-
-
-def _relative(root: str, path: str) -> str:
-    return path[len(root):].lstrip("/").replace(os.sep, "/")
-
-
-def _files(folder: str) -> list[str]:
-    if not FileSystems.exists(folder):
-        return []
-    return [m.path for m in FileSystems.match([_join(folder, "**")])[0].metadata_list]
-
-
-def _write_json(path: str, value) -> None:
-    """Write JSON; on a local disk via a temp file and a rename, so a reader never sees half."""
-    temp = path + ".tmp"
-    with FileSystems.create(temp) as f:
-        f.write(json.dumps(value, indent=2, sort_keys=True).encode() + b"\n")
-    FileSystems.rename([temp], [path])
-
-
-def _read_json(path: str):
-    with FileSystems.open(path) as f:
-        return json.loads(f.read())
-
-
-def _files_intact(output_dir: str) -> bool:
+# Reading the output and the input
+def output_intact(folder: str | os.PathLike) -> bool:
     """Every file the manifest lists is there with its size and sha256 (before skipping a run;
     hashing costs seconds per GB, against the hours a rebuild takes)."""
+    folder = os.fspath(folder)
     try:
-        listed = _read_json(_join(output_dir, MANIFEST_FILE))["files"]
-    except (OSError, KeyError, json.JSONDecodeError):
+        listed = files.read_json(files.join(folder, MANIFEST_FILE))["files"]
+    except (UserError, KeyError, TypeError):
         return False
-    sizes = {_relative(output_dir, m.path): m.size_in_bytes
-             for m in FileSystems.match([_join(output_dir, "**")])[0].metadata_list}
-    changed = [f["path"] for f in listed if sizes.get(f["path"]) != f["bytes"]
-               or _sha256(_join(output_dir, f["path"])) != f["sha256"]]
+    changed = [f["path"] for f in listed if not files.exists(files.join(folder, f["path"]))
+               or files.size(files.join(folder, f["path"])) != f["bytes"]
+               or files.sha256(files.join(folder, f["path"])) != f["sha256"]]
     if changed:
         _LOG.warning("%s has a completion record but %s of its manifest %s missing or changed; "
-                     "rebuilding", output_dir, ", ".join(changed[:5]),
+                     "rebuilding", folder, ", ".join(changed[:5]),
                      "is" if len(changed) == 1 else "are")
     return not changed
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _read_record(output_dir: str) -> dict | None:
-    path = _join(output_dir, COMPLETION_FILE)
-    if not FileSystems.exists(path):
-        return None
-    try:
-        return _read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def _sha256(path: str) -> str:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return stream_sha256(f)
 
 
 def _count_records(path: str) -> int:
     """Records in a GZIP TFRecord file (framing: uint64 length, 4-byte CRC, data, 4-byte CRC)."""
     count = 0
-    with FileSystems.open(path, compression_type=CompressionTypes.GZIP) as f:
+    with gzip.open(io.BytesIO(files.read_bytes(path))) as f:
         while header := f.read(12):
             if len(header) != 12:
                 raise JobIntegrityError(f"{path}: truncated TFRecord header after {count} records")
@@ -505,8 +388,7 @@ def _count_records(path: str) -> int:
 
 
 def _count_lines(path: str) -> int:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return sum(1 for line in f.read().splitlines() if line.strip())
+    return sum(1 for line in files.read_bytes(path).splitlines() if line.strip())
 
 
 def _fingerprint(folder: str) -> str:
@@ -523,14 +405,6 @@ def _fingerprint(folder: str) -> str:
             relative = os.path.relpath(path, folder)
             digest.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
-
-
-def _output_lock(output_dir: str):
-    """One job per output folder (a local one: a bucket has no such lock)."""
-    if "://" in output_dir:
-        return contextlib.nullcontext()
-    require_literal_path(_normalise(output_dir), "output folder")
-    return folder_lock(_normalise(output_dir), _LOG.warning)
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,13 +425,12 @@ def main(argv: list[str] | None = None) -> dict:
                               frames=options.synthetic_frames, seed=options.synthetic_seed) \
         if options.dataset == "synthetic" else None
     try:
-        with _output_lock(options.output_dir):  # (the pipeline's preprocess stage locks it too)
-            return run_preprocessing(
-                options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
-                landmark_offset=options.landmark_offset, video_offset=options.video_offset,
-                jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
-                frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
-    except (DatasetLayoutError, UserError) as error:
+        return run_preprocessing(
+            options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
+            landmark_offset=options.landmark_offset, video_offset=options.video_offset,
+            jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
+            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
+    except UserError as error:
         raise SystemExit(f"pipeline.job: {error}") from None
 
 

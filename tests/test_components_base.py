@@ -174,29 +174,88 @@ def test_corrupt_completion_record_is_a_clear_error(tmp_path):
         Artifact(tmp_path / "numbers").record()
 
 
-def test_self_managed_stage_keeps_its_own_record_and_reports_skips(tmp_path):
-    """E.g. the Beam job: it caches itself and writes the completion record in this format."""
-    from components.base import write_completion_record
-    calls = []
+def _copy_raw(inputs, outputs, params):
+    """A preprocess-like stage: reads a folder that no stage wrote (params["raw"])."""
+    text = (Path(params["raw"]) / "frames.txt").read_text()
+    (outputs["examples"].path / "examples.txt").write_text(text.upper())
+    return {"lines": len(text.splitlines())}
 
-    def job(inputs, outputs, params):
-        calls.append(params["_force"])
-        out = outputs["examples"].path
-        if Artifact(out).is_complete() and not params["_force"]:
-            return {"status": "skipped"}
-        out.mkdir(parents=True, exist_ok=True)
-        write_completion_record(out, stage="preprocess", parameters={"dataset": params["dataset"]},
-                                identity={"dataset": params["dataset"]}, summary={"n": 1})
-        return {"status": "ran", "n": 1}
-    spec = StageSpec("preprocess", (), ("examples",), (Parameter("dataset", str, identity=True),),
-                     job, self_managed=True)
-    run = lambda **kw: run_stage(spec, outputs={"examples": tmp_path / "ex"},  # noqa: E731
-                                 parameters={"dataset": "synthetic"}, log=None, **kw)
+
+def _fingerprint_raw(params):
+    raw = Path(params["raw"]) / "frames.txt"
+    if not raw.is_file():
+        raise base.UserError(f"{raw} is missing: give a raw dataset folder")
+    return {"raw": raw.read_text()}
+
+
+def _examples_whole(artifact):
+    return (artifact.path / "examples.txt").is_file()
+
+
+PREPROCESS_LIKE = StageSpec(
+    "preprocess", (), ("examples",),
+    (Parameter("dataset", str, identity=True), Parameter("raw", str)), _copy_raw,
+    read_sources=_fingerprint_raw, verify_output=_examples_whole)
+
+
+def test_a_source_folder_is_checked_and_fingerprinted_and_a_broken_output_rebuilt(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "examples"
+    run = lambda: run_stage(PREPROCESS_LIKE, outputs={"examples": out}, log=None,  # noqa: E731
+                            parameters={"dataset": "bp4d", "raw": str(raw)})
+    with pytest.raises(base.UserError, match="frames.txt is missing"):
+        run()
+    assert not out.exists()  # checked before any folder was made
+    raw.mkdir()
+    (raw / "frames.txt").write_text("a\nb\n")
     assert run().status == "ran"
     assert run().status == "skipped"
-    assert run(force=True).status == "ran"
-    assert calls == [False, False, True]
-    assert Artifact(tmp_path / "ex").summary == {"n": 1}
+    (raw / "frames.txt").write_text("a\nb\nc\n")  # the raw data changed: redone
+    assert run().summary == {"lines": 3}
+    (out / "examples.txt").unlink()                 # the output lost a file: rebuilt
+    assert run().status == "ran" and (out / "examples.txt").read_text() == "A\nB\nC\n"
+
+
+def test_an_input_of_another_kind_or_dataset_is_refused(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "frames.txt").write_text("a\n")
+    run_stage(PREPROCESS_LIKE, outputs={"examples": tmp_path / "examples"}, log=None,
+              parameters={"dataset": "bp4d", "raw": str(raw)})
+    _run_numbers(tmp_path)
+    train = StageSpec("train", (InputSpec("examples", produced_by=("preprocess",),
+                                          same=("dataset",)),), ("model",),
+                      (Parameter("dataset", str, identity=True),), lambda *a: {})
+    with pytest.raises(ArtifactMismatchError, match=r"output of the numbers stage .* not of "
+                                                    r"preprocess"):
+        run_stage(train, inputs={"examples": tmp_path / "numbers"},
+                  outputs={"model": tmp_path / "m"}, parameters={"dataset": "bp4d"}, log=None)
+    with pytest.raises(ArtifactMismatchError, match=r"holds the 'bp4d' dataset .* not 'disfa'"):
+        run_stage(train, inputs={"examples": tmp_path / "examples"},
+                  outputs={"model": tmp_path / "m"}, parameters={"dataset": "disfa"}, log=None)
+    assert not (tmp_path / "m").exists()
+
+
+def _write_lines(inputs, outputs, params):
+    from components.base import files
+    files.write_json_atomic(outputs["lines"].join("lines.json"), list(range(params["count"])))
+    return {"count": params["count"]}
+
+
+def test_stages_write_a_folder_that_is_not_on_the_local_disk():
+    """TensorFlow's in-memory file system stands for a bucket (gs://): records, skipping, and a
+    changed run built beside the complete output, then moved into its place."""
+    from components.base import files
+    spec = StageSpec("lines", (), ("lines",), (Parameter("count", int),), _write_lines)
+    folder = "ram://bucket/run one/lines"
+    assert run_stage(spec, outputs={"lines": folder}, parameters={"count": 3}, log=None).status \
+        == "ran"
+    assert run_stage(spec, outputs={"lines": folder}, parameters={"count": 3}, log=None).skipped
+    messages = []
+    run_stage(spec, outputs={"lines": folder}, parameters={"count": 5}, log=messages.append)
+    assert files.read_json(folder + "/lines.json") == [0, 1, 2, 3, 4]
+    assert Artifact(folder).summary == {"count": 5}
+    assert sorted(files.listdir(folder)) == ["_COMPLETE.json", "lines.json"]
+    assert any("built in ram://bucket/run one/lines/_STAGING" in m for m in messages)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -279,7 +338,7 @@ def test_the_previous_output_stays_complete_until_the_new_one_is(tmp_path):
 def test_a_run_killed_while_moving_its_output_into_place_is_finished_by_the_next(tmp_path):
     run = functools.partial(_trainer(tmp_path), _counting_stage())
     run(epochs=3)
-    real_replace = base.os.replace
+    real_replace = base.files.os.replace
     moved = []
 
     def die_after_two_moves(src, dst):
@@ -289,7 +348,7 @@ def test_a_run_killed_while_moving_its_output_into_place_is_finished_by_the_next
             moved.append(src)
         real_replace(src, dst)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(base.os, "replace", die_after_two_moves)
+        patch.setattr(base.files.os, "replace", die_after_two_moves)
         with pytest.raises(KeyboardInterrupt):
             run(epochs=2, lr=0.2)
     assert not Artifact(tmp_path / "out").is_complete()
@@ -437,7 +496,7 @@ def test_train_names_the_checkpoints_that_a_discard_would_lose(tmp_path):
         (fold / "checkpoints" / f"epoch-00{epoch}" / "state.json").write_text(
             json.dumps({"global_epoch": epoch}))
     (fold / "checkpoints" / "epoch-004").mkdir()      # killed while writing: not counted
-    describe = base._load(TRAIN.describe_work)
+    describe = base.contract.load(TRAIN.describe_work)
     assert describe(fold) == "checkpoints up to epoch 3"
     (fold / "model.keras").write_bytes(b"")
     assert describe(fold) == "model.keras, checkpoints up to epoch 3"

@@ -22,7 +22,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from components.base import UserError
 from pipeline import job
 from pipeline.align import align_face, eye_centres
-from pipeline.sources import DatasetLayoutError, bp4d, disfa
+from pipeline.sources import bp4d
 from pipeline.synthetic import REJECTED_PLANTS, SyntheticSpec, generate
 from schemas.example import parse_examples
 from schemas.face import AU_SETS
@@ -190,6 +190,26 @@ def test_au_weights_by_hand_and_a_zero_rate_gets_a_finite_documented_weight():
     assert weights[0] > weights[1]
 
 
+def test_the_job_writes_a_url_as_it_writes_a_local_folder(built):
+    """An output that is not on the local disk (TensorFlow's in-memory file system, standing for
+    gs://, which neither the framework nor Beam can reach by local paths) goes through the same
+    stage: the same examples, a completion record, a manifest whose files check out, a skip when
+    nothing changed, and TensorFlow reads the records back."""
+    import tests._ram_filesystem  # noqa: F401  (makes ram:// a Beam file system)
+    from components.base import Artifact, files
+    raw, out, summary = built
+    url = "ram://bucket/run one/examples"
+    ran = _run(raw, url, "--runner=DirectRunner")
+    assert ran["status"] == "ran" and ran["examples"] == summary["examples"]
+    assert Artifact(url).record()["stage"] == "preprocess" and job.output_intact(url)
+    assert sorted(files.listdir(url)) == sorted(p.name for p in out.iterdir()
+                                                if not p.name.startswith("_LOCK"))
+    again = _run(raw, url, "--runner=DirectRunner")
+    assert again["status"] == "skipped"
+    written = [files.join(url, f) for f in files.walk_files(url) if f.endswith(".tfrecord.gz")]
+    assert len(_parsed(written, len(AU_SETS["bp4d"]))) == summary["examples_total"]
+
+
 def test_rerun_is_a_noop_and_force_rebuilds(built, tmp_path):
     raw, out, summary = built
     before = _mtimes(out)
@@ -208,7 +228,8 @@ def test_an_incomplete_output_is_rebuilt_and_a_foreign_folder_refused(built, tmp
     raw, _, summary = built
     out = tmp_path / "examples"
     _run(raw, out)
-    (out / "_COMPLETE.json").unlink()                    # as if the job had died at the end
+    # As if the job had died at the end: the started record is there, the completion record not.
+    (out / "_COMPLETE.json").rename(out / "_STARTED.json")
     (out / "part1" / "examples-00007-of-00009.tfrecord.gz").write_bytes(b"half a file")
     rebuilt = _run(raw, out)
     assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
@@ -216,18 +237,18 @@ def test_an_incomplete_output_is_rebuilt_and_a_foreign_folder_refused(built, tmp
     assert (out / "_COMPLETE.json").exists()
     # complete, but a file went missing, or changed at the same size (only the checksum tells)
     next(out.glob("part2/*.tfrecord.gz")).unlink()
-    assert not job._files_intact(str(out))
+    assert not job.output_intact(str(out))
     for damaged in (next(out.glob("part3/*.tfrecord.gz")), out / "stats.json"):
         data = damaged.read_bytes()
         damaged.write_bytes(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 1])
                             + data[len(data) // 2 + 1:])
-        assert not job._files_intact(str(out))
+        assert not job.output_intact(str(out))
     assert _run(raw, out)["status"] == "ran" and _tfrecords(out, 2)
-    assert job._files_intact(str(out))
+    assert job.output_intact(str(out))
     mine = tmp_path / "my_folder"
     mine.mkdir()
     (mine / "thesis.tex").write_text("keep")
-    with pytest.raises(DatasetLayoutError, match="did not write"):
+    with pytest.raises(UserError, match="not written by this pipeline"):
         _run(raw, mine)
     assert (mine / "thesis.tex").read_text() == "keep"
 
@@ -242,7 +263,7 @@ def test_outputs_that_do_not_add_up_fail_loudly(built, tmp_path):
     for path in (out / "rejected").glob("*.jsonl"):   # lose the rejected frames
         path.write_text("")
     with pytest.raises(job.JobIntegrityError, match="frames read but"):
-        job._finish_output(str(out), "synthetic", units, {}, {}, expected_frames=36)
+        job._finish_output(str(out), "synthetic", units, {}, expected_frames=36)
     assert not (out / "_COMPLETE.json").exists()
 
 
@@ -266,9 +287,9 @@ def test_a_disfa_layout_synthetic_set(tmp_path):
 
 def test_a_missing_root_or_another_layout_fails_before_the_job_starts(built, tmp_path):
     raw, _, _ = built
-    with pytest.raises(DatasetLayoutError, match="is not a folder"):
+    with pytest.raises(UserError, match="is not a folder"):
         _run(tmp_path / "nowhere", tmp_path / "out1", dataset="bp4d")
-    with pytest.raises(DatasetLayoutError, match="no DISFA labels"):
+    with pytest.raises(UserError, match="no DISFA labels"):
         _run(raw, tmp_path / "out2", dataset="disfa")
     assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
     with pytest.raises(SystemExit, match="no DISFA labels"):
@@ -331,7 +352,7 @@ def test_an_output_path_with_a_wildcard_is_refused_and_sibling_runs_keep_their_f
         assert not (tmp_path / pattern).exists()
     for sibling in ("exp1", "exp2"):
         assert _mtimes(tmp_path / sibling) == before[sibling]
-        assert job._files_intact(str(tmp_path / sibling))
+        assert job.output_intact(str(tmp_path / sibling))
 
 
 def test_spaces_quotes_unicode_and_brackets_in_the_data_path_and_spaces_in_the_output(
@@ -355,19 +376,19 @@ def test_a_rebuild_says_what_changed_and_keeps_the_previous_output_until_it_is_c
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed while the job runs")
-    with pytest.MonkeyPatch.context() as patch, caplog.at_level("WARNING"):
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("INFO"):
         patch.setattr(job, "build_pipeline", killed)
         with pytest.raises(KeyboardInterrupt):
             _run(raw, copy, jpeg_quality=80)
     assert f"holds the complete output of {finished}" in caplog.text
     assert "jpeg_quality 95 -> 80" in caplog.text
     assert _mtimes(copy).items() >= before.items()           # the old output, untouched
-    assert job._files_intact(str(copy)) and (copy / "_STAGING" / "_STARTED.json").exists()
+    assert job.output_intact(str(copy)) and (copy / "_STAGING" / "_STARTED.json").exists()
     assert _run(raw, copy)["status"] == "skipped"            # and still the output for quality 95
     rebuilt = _run(raw, copy, jpeg_quality=80, num_shards=1)
     assert rebuilt["status"] == "ran" and rebuilt["examples"] == summary["examples"]
     record = json.loads((copy / "_COMPLETE.json").read_text())
-    assert record["parameters"]["jpeg_quality"] == 80 and job._files_intact(str(copy))
+    assert record["parameters"]["jpeg_quality"] == 80 and job.output_intact(str(copy))
     assert sorted(p.name for p in copy.iterdir()) == [
         "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json"]
     assert len(_tfrecords(copy)) == 3

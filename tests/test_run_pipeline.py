@@ -24,8 +24,9 @@ PREPROCESSING = {
     "--jpeg_quality": ("80", lambda record, folder: record["parameters"]["jpeg_quality"] == 80),
     "--num_shards": ("2", lambda record, folder: record["parameters"]["num_shards"] == 2
                      and len(list(folder.glob("part1/*.tfrecord.gz"))) == 2),
-    "--landmark_offset": ("0", lambda record, folder: record["parameters"]["read_options"]
-                          == {"landmark_offset": 0}),
+    "--landmark_offset": ("0", lambda record, folder: record["parameters"]["landmark_offset"]
+                          == 0 and json.loads((folder / "manifest.json").read_text())[
+                              "read_options"] == {"landmark_offset": 0}),
     "--frame_reshuffle": ("on", lambda record, folder: record["summary"]["frame_reshuffle"]
                           == {"option": "on", "applied": True}),
     "--synthetic_subjects": ("3", _synthetic("subjects", 3)),

@@ -14,6 +14,7 @@ import pytest
 from components.base import STARTED_FILE, Artifact, UserError, run_stage
 from components.train.component import TRAIN
 from components.train.schedule import CoupledDecaySGD, build_schedule, learning_rate
+from schemas.face import AU_SETS
 from tests._tiny_records import (draw_example, write_manifest, write_records,
                                   write_tiny_dataset)
 
@@ -332,18 +333,23 @@ def test_disfa_is_seeded_from_bp4d_as_the_authors_map_it():
         np.testing.assert_array_equal(w_new, w_old)
 
 
-def test_disfa_without_init_from_warns_that_the_paper_starts_from_bp4d(examples, tmp_path, capsys):
-    # The warning comes first; these (synthetic) examples then stop the run cheaply.
-    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
-        run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "m"},
-                  parameters=_params(dataset="disfa"), log=None)
-    assert "WARNING: training DISFA from scratch" in capsys.readouterr().out
+def test_disfa_without_init_from_warns_that_the_paper_starts_from_bp4d(tmp_path, capsys):
+    from components.base import write_completion_record
     from tests._tiny_records import train_artifact
+    disfa = write_tiny_dataset(tmp_path / "disfa examples", per_part=2, aus=AU_SETS["disfa"])
+    write_completion_record(disfa, stage="preprocess", parameters={"dataset": "disfa"},
+                            identity={"dataset": "disfa"})
+    # The warning comes first; a crop the network cannot take then stops the run cheaply.
+    stop_early = _params(dataset="disfa", model_overrides={**TINY, "crop_size": 50})
+    with pytest.raises(UserError, match="crop_size"):
+        run_stage(TRAIN, inputs={"examples": disfa}, outputs={"model": tmp_path / "m"},
+                  parameters=stop_early, log=None)
+    assert "WARNING: training DISFA from scratch" in capsys.readouterr().out
     (tmp_path / "bp4d.keras").write_bytes(b"never read: the run stops before loading it")
     bp4d = train_artifact(tmp_path / "bp4d fold1", tmp_path / "bp4d.keras", dataset="bp4d")
-    with pytest.raises(UserError, match="holds the 'synthetic' dataset"):
-        run_stage(TRAIN, inputs={"examples": examples, "init_from": bp4d},
-                  outputs={"model": tmp_path / "m2"}, parameters=_params(dataset="disfa"), log=None)
+    with pytest.raises(UserError, match="crop_size"):
+        run_stage(TRAIN, inputs={"examples": disfa, "init_from": bp4d},
+                  outputs={"model": tmp_path / "m2"}, parameters=stop_early, log=None)
     assert "WARNING" not in capsys.readouterr().out
 
 

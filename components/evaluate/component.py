@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageResult, StageSpec, UserError, run_stage
 
 FOLDS = (1, 2, 3)
@@ -20,8 +21,9 @@ FOLDS = (1, 2, 3)
 SPEC = StageSpec(
     name="evaluate",
     description="per-AU F1 / accuracy and landmark error per fold and over the folds; report and figures",
-    inputs=(InputSpec("examples", help="preprocessed dataset: the part files manifest.json lists + stats.json"),)
-    + tuple(InputSpec(f"model_fold{k}", optional=True,
+    inputs=(InputSpec("examples", help="preprocessed dataset: the part files manifest.json lists + stats.json",
+                      produced_by=kinds.EXAMPLES, same=("dataset",)),)
+    + tuple(InputSpec(f"model_fold{k}", optional=True, produced_by=kinds.MODEL,
                       help=f"trained model folder (model.keras) tested on part {k}") for k in FOLDS),
     outputs=("evaluation",),
     parameters=(

@@ -41,7 +41,6 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
     folds = {k: inputs[f"model_fold{k}"] for k in FOLDS if inputs.get(f"model_fold{k}") is not None}
     if not folds:
         raise UserError("evaluate: no model to evaluate (train at least one fold first)")
-    _check_examples_dataset(examples, dataset)
     aus, aus_source = data_aus(examples.path)
 
     entries, figures, csv_files = {}, [], []
@@ -82,13 +81,6 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
     return {"folds": mean["folds"], "frames": mean["frames"], "mean_f1": mean["mean_f1"],
             "mean_accuracy": mean["mean_accuracy"], "landmark_mean_error": mean["landmark_mean_error"],
             "landmark_failure_rate": mean["landmark_failure_rate"]}
-
-
-def _check_examples_dataset(examples, dataset: str) -> None:
-    recorded = examples.record().get("identity", {}).get("dataset")
-    if recorded is not None and recorded != dataset:
-        raise UserError(f"{examples.path} holds dataset {recorded!r} (per {examples.record_path}), "
-                        f"not {dataset!r}; pass the examples folder of {dataset!r}")
 
 
 def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):

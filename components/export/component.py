@@ -26,9 +26,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from components.base import (Artifact, ArtifactMismatchError, IncompleteArtifactError, InputSpec,
-                             Parameter, StageResult, StageSpec, UserError, cache_key_for,
-                             folder_lock, read_json, require_literal_path, run_stage)
+from components import artifact_kinds as kinds
+from components.base import (COMPLETION_FILE, Artifact, ArtifactMismatchError, InputSpec,
+                             Parameter, StageResult, StageSpec, UserError, folder_lock,
+                             planned_cache_key, read_json, require_literal_path, run_stage)
 
 DEFAULT_MODEL_NAME = "jaa_net"
 STAGING_PREFIX = ".staging-"
@@ -36,9 +37,12 @@ STAGING_PREFIX = ".staging-"
 SPEC = StageSpec(
     name="export",
     description="SavedModel in the TF Serving layout with in-graph preprocessing, warm-up requests, model card",
-    inputs=(InputSpec("model", help="trained model folder holding model.keras"),
-            InputSpec("evaluation", optional=True, help="eval/<dataset>/ (metrics for the model card)"),
-            InputSpec("examples", optional=True, help="examples/<dataset>/ (AU set check, data description)")),
+    inputs=(InputSpec("model", help="trained model folder holding model.keras",
+                      produced_by=kinds.MODEL, same=("dataset",)),
+            InputSpec("evaluation", optional=True, help="eval/<dataset>/ (metrics for the model card)",
+                      produced_by=kinds.EVALUATION, same=("dataset",)),
+            InputSpec("examples", optional=True, help="examples/<dataset>/ (AU set check, data description)",
+                      produced_by=kinds.EXAMPLES, same=("dataset",))),
     outputs=("saved_model",),
     parameters=(
         Parameter("dataset", str, help="dataset the model was trained on", identity=True),
@@ -67,7 +71,7 @@ def _check_versions(versions: dict[int, Path], dataset: str) -> None:
         artifact = Artifact(versions[number])
         if not artifact.is_complete():
             raise ArtifactMismatchError(
-                f"{artifact.path} is not an export of this pipeline (no {artifact.record_path.name}); "
+                f"{artifact.path} is not an export of this pipeline (no {COMPLETION_FILE}); "
                 "TF Serving would serve it beside ours: move it away or export into another folder")
         previous = artifact.record().get("identity", {}).get("dataset")
         if previous is not None and previous != dataset:
@@ -90,18 +94,9 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
     base = Path(output)
     require_literal_path(base, "export: serving folder")
     parameters = {"dataset": dataset, "model_name": base.name or DEFAULT_MODEL_NAME, **parameters}
-    params = SPEC.resolve(parameters)
     inputs = {"model": model, "evaluation": evaluation, "examples": examples}
     inputs = {k: v for k, v in inputs.items() if v is not None}
-    fingerprints = {}
-    for name, value in inputs.items():
-        artifact = value if isinstance(value, Artifact) else Artifact(value)
-        try:
-            fingerprints[name] = artifact.fingerprint()
-        except IncompleteArtifactError as e:
-            raise IncompleteArtifactError(f"stage 'export', input {name!r}: {e}") from None
-    key = cache_key_for(SPEC.name, {p.name: params[p.name] for p in SPEC.parameters if p.cache},
-                        fingerprints)
+    key = planned_cache_key(SPEC, inputs=inputs, parameters=parameters)
     with folder_lock(base, log):
         _remove_abandoned_staging(base, log or (lambda _msg: None))
         return _export_locked(base, key, inputs, parameters, dataset, version, force, log)

@@ -35,10 +35,6 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
         raise UserError("export: no version number; run the stage through "
                         "components.export.component.run_export")
 
-    recorded = model_artifact.record().get("identity", {}).get("dataset")
-    if recorded is not None and recorded != dataset:
-        raise UserError(f"{model_artifact.path} holds a model of dataset {recorded!r} (per "
-                        f"{model_artifact.record_path}), not {dataset!r}")
     model = load_model(model_artifact.path)
     examples = inputs.get("examples")
     check_au_set(model, model_artifact.path, examples.path if examples is not None else None,

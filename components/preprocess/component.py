@@ -1,13 +1,14 @@
 """The preprocess stage's contract: raw dataset folder -> aligned TFRecords per part.
 
 Output: examples   examples/<dataset>/: part{1,2,3}/*.tfrecord.gz, stats.json, manifest.json,
-                   rejected/, _COMPLETE.json
-The work is the Beam job of pipeline/job.py, which also runs on its own
-(`python -m pipeline.job ...`) and so manages its output folder itself: it skips a complete
-output with the same parameters and input, clears and rebuilds otherwise, and writes the
-completion record in components.base's format. The executor is components/preprocess/executor.py.
+                   rejected/, _COMPLETE.json (a local folder or a URL such as gs://...)
+The raw folder (`data_dir`) is no stage's output: it is checked and fingerprinted before any
+work (`read_sources`), and a complete output is skipped only while every file its manifest
+lists is intact. The work is the Beam job of pipeline/job.py; `python -m pipeline.job` runs
+this same contract. The executor is components/preprocess/executor.py.
 """
 from components.base import Parameter, StageSpec
+from pipeline.options import DATASETS
 
 PREPROCESS = StageSpec(
     name="preprocess",
@@ -15,7 +16,7 @@ PREPROCESS = StageSpec(
     inputs=(),
     outputs=("examples",),
     parameters=(
-        Parameter("dataset", str, choices=("synthetic", "bp4d", "disfa"), identity=True),
+        Parameter("dataset", str, choices=DATASETS, identity=True),
         Parameter("data_dir", str, help="the raw dataset; for synthetic, where it is generated"),
         Parameter("beam_args", list, [], cache=False,
                   help="Beam's own flags (--runner, --direct_num_workers, --project, ...)"),
@@ -29,5 +30,6 @@ PREPROCESS = StageSpec(
                   help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed)"),
     ),
     executor="components.preprocess.executor:run_executor",
-    self_managed=True,
+    read_sources="components.preprocess.executor:read_sources",
+    verify_output="pipeline.job:output_intact",
 )

@@ -7,14 +7,17 @@ The executor is components/train/executor.py.
 """
 from pathlib import Path
 
+from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageSpec
 from components.train.schedule import SCHEDULES
 
 TRAIN = StageSpec(
     name="train",
     description="train one JAA-Net per fold with the paper's (or the released) schedule",
-    inputs=(InputSpec("examples", help="preprocessed TFRecords + stats.json"),
-            InputSpec("init_from", optional=True, help="trained model folder to seed from")),
+    inputs=(InputSpec("examples", help="preprocessed TFRecords + stats.json",
+                      produced_by=kinds.EXAMPLES, same=("dataset",)),
+            InputSpec("init_from", optional=True, help="trained model folder to seed from",
+                      produced_by=kinds.MODEL)),
     outputs=("model",),
     parameters=(
         Parameter("dataset", str, help="synthetic, bp4d or disfa", identity=True),

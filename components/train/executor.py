@@ -36,10 +36,6 @@ def run_executor(inputs, outputs, params) -> dict:
               "local branches of shared AUs); without it expect lower F1. Train BP4D first and "
               "pass --init_from artifacts/models/bp4d.", flush=True)
     examples = inputs["examples"]
-    produced = examples.parameters.get("dataset")
-    if produced is not None and produced != dataset:
-        raise UserError(f"{examples.path} holds the {produced!r} dataset (per "
-                        f"{examples.record_path}), not {dataset!r}")
     preset_name = resolve_preset(dataset, params["preset"])
     preset = TRAINING_PRESETS[preset_name]
     config = model_config_for(dataset, preset_name, params["model_overrides"])
