@@ -520,3 +520,12 @@ def test_a_frame_that_breaks_encoding_unexpectedly_is_rejected_with_its_files():
             lambda r: (r.frame, r.image_source, r.reason.startswith("unexpected error: cv2.error"),
                        "transforms.py:" in r.reason)),
             equal_to([(2, "raw/2.jpg", True, True)]), label="rejected")
+
+
+def test_the_command_line_refuses_an_unknown_flag_before_any_work(tmp_path, capsys):
+    """Beam only discards a flag it does not know; the job's command line names it instead."""
+    with pytest.raises(SystemExit) as stopped:
+        job.main([f"--data_dir={tmp_path / 'raw'}", f"--output_dir={tmp_path / 'out'}",
+                  "--jpeg_qualty=80"])
+    assert stopped.value.code == 2 and "unknown flag(s) --jpeg_qualty=80" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "out").exists()
