@@ -158,7 +158,8 @@ def parse(argv):
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
     if beam_args:
-        _refuse_unknown_flags(parser, beam_args)
+        from pipeline.options import refuse_unknown_flags
+        refuse_unknown_flags(parser, beam_args)
     args.beam_args = beam_args
     args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     if not args.stages:
@@ -194,21 +195,6 @@ def _check_import_flags(parser, args):
     if len(args.folds) != 1:
         parser.error(f"--stages {IMPORT}: a release run folder holds one fold's model; name it "
                      "with --folds K (the part the run was not trained on: combine_1_2 is 3)")
-
-
-def _refuse_unknown_flags(parser, extra: list[str]) -> None:
-    """Every flag left over must be one Beam's PipelineOptions subclasses define (Beam itself only
-    logs an unknown one, and the run would go on with defaults)."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-    beam_parsers = []  # Beam's own parser of every PipelineOptions subclass's flags
-    PipelineOptions([]).get_all_options(add_extra_args_fn=beam_parsers.append)
-    beam = beam_parsers[0]
-    beam.error = lambda message: parser.error(f"Beam flag: {message}")
-    _, unknown = beam.parse_known_args(extra)
-    if unknown:
-        flags = [a for a in unknown if a.startswith("-")]
-        parser.error(f"unknown flag(s) {' '.join(flags)}: neither this script's (--help lists "
-                     "them) nor Beam's" if flags else f"unexpected argument(s) {' '.join(unknown)}")
 
 
 def _preprocessing_parameters(parser, args) -> dict:

@@ -368,8 +368,8 @@ class TrackFaces(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.ROWS, (unit.name, _empty_row(number, stamp)))
             if time.time() - last_report > PROGRESS_EVERY_S:
                 last_report = time.time()
-                print(f"analyze: {unit.name}: frame {counted}, "
-                      f"{counted / (last_report - started):.1f} frames/s", file=sys.stderr)
+                _LOG.info("%s: frame %d, %.1f frames/s", unit.name, counted,
+                          counted / (last_report - started))
         info = {"info": True, "kind": unit.kind, "frames": counted, "fps": fps,
                 "started": started, "unreadable": unreadable}
         yield beam.pvalue.TaggedOutput(self.ROWS, (unit.name, info))
@@ -607,4 +607,5 @@ def main(argv=None) -> list:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _LOG.setLevel(logging.INFO)   # its progress lines; Beam's INFO chatter stays hidden
     main()

@@ -23,6 +23,9 @@ output may be a URL (gs://...); its path must not contain * ? [ (Beam reads it a
 and deletes what it matches). After the Beam job the outputs are read back and frames in =
 examples written + frames rejected is checked; a mismatch fails the job.
 
+Logged at INFO (`--log_level`): one line per sequence or video with its frames written and
+rejected, and the Beam counters at the end; the summary is printed as JSON.
+
 --runner=DirectRunner (the default) runs Beam's in-process FnApiRunner directly: no download of a
 runner binary, no fallback pause. --direct_num_workers N with --direct_running_mode
 multi_processing runs N worker processes. --runner=DataflowRunner stages this repository as the
@@ -51,18 +54,19 @@ from apache_beam.runners.runner import PipelineState
 from components.base import COMPLETION_FILE, UserError, files, package_versions
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.manifest import MANIFEST_FILE, STATS_FILE
-from pipeline.options import PreprocessOptions
+from pipeline.options import PreprocessOptions, refuse_unknown_flags
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
 from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR,
-                                 REJECTED_SUFFIX, AlignFrames, EncodeExamples, ReadUnits, Tally,
-                                 WriteExamples, WriteRejected)
+                                 REJECTED_SUFFIX, AlignFrames, EncodeExamples, ReadUnits,
+                                 ReportUnits, Tally, WriteExamples, WriteRejected)
 from schemas.face import au_names
 
 WORK_DIR = "_work"
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG = logging.getLogger(__name__)
 
 
@@ -139,6 +143,8 @@ def write_examples(params: dict, output_dir: str) -> dict:
     summary = _finish_output(output_dir, params["dataset"], units, read_options,
                              expected_frames)
     summary["counters"] = _counters(result)
+    _LOG.info("Beam counters: %s", ", ".join(f"{name} {value}"
+                                             for name, value in summary["counters"].items()))
     summary["frame_reshuffle"] = {"option": params["frame_reshuffle"], "applied": reshuffle}
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
@@ -176,10 +182,13 @@ def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_op
               | "Units" >> beam.Create(units)
               | "ReadUnits" >> ReadUnits(read_options, reshuffle=reshuffle))
     aligned = frames | "AlignFrames" >> AlignFrames()
-    examples = aligned.aligned | "EncodeExamples" >> EncodeExamples(raw_format, jpeg_quality)
+    encoded = aligned["aligned"] | "EncodeExamples" >> EncodeExamples(raw_format, jpeg_quality)
+    examples = encoded["examples"]
+    rejected = (aligned["rejected"], encoded["rejected"]) | "Rejected" >> beam.Flatten()
     _ = examples | "WriteExamples" >> WriteExamples(output_dir, num_shards)
-    _ = aligned.rejected | "WriteRejected" >> WriteRejected(output_dir)
-    _ = ((frames, examples, aligned.rejected)
+    _ = rejected | "WriteRejected" >> WriteRejected(output_dir)
+    _ = (examples, rejected) | "ReportUnits" >> ReportUnits()
+    _ = ((frames, examples, rejected)
          | "Tally" >> Tally()
          | "WriteTally" >> beam.Map(lambda tally, path: files.write_json_atomic(path, tally),
                                     files.join(output_dir, WORK_DIR, "tally.json")))
@@ -331,6 +340,7 @@ def _runner(options: PipelineOptions):
     name = options.view_as(StandardOptions).runner or "DirectRunner"
     if name.lower() in _IN_PROCESS_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        _LOG.info("--runner=%s: running Beam's in-process FnApiRunner", name)
         return FnApiRunner(), True
     if name.lower() == "bundlebaseddirectrunner":
         return name, True
@@ -410,14 +420,25 @@ def _fingerprint(folder: str) -> str:
 # --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
+    # The command line's own flag, not a job parameter (run_pipeline.py takes PreprocessOptions).
+    own_flags = argparse.ArgumentParser(
+        prog="python -m pipeline.job", add_help=False, allow_abbrev=False,
+        usage="python -m pipeline.job --data_dir DIR --output_dir DIR [flags] (--help lists them)")
+    own_flags.add_argument("--log_level", choices=LOG_LEVELS, default="INFO",
+                              help="INFO adds a line per sequence or video done, the runner and "
+                                   "the Beam counters to the warnings")
     if {"-h", "--help"} & set(argv):
         parser = argparse.ArgumentParser(
             prog="python -m pipeline.job", description=__doc__.split("\n\n")[0],
+            parents=[own_flags],
             epilog="Beam's own flags (--runner, --direct_num_workers, --direct_running_mode, "
                    "--project, --region, --temp_location, --setup_file, ...) pass through.")
         PreprocessOptions._add_argparse_args(parser)
         parser.print_help()
         raise SystemExit(0)
+    logged, argv = own_flags.parse_known_args(argv)
+    refuse_unknown_flags(own_flags, argv)
+    logging.basicConfig(level=logged.log_level, format="%(levelname)s %(name)s: %(message)s")
     options = PipelineOptions(argv).view_as(PreprocessOptions)
     if not options.output_dir or not options.data_dir:
         raise SystemExit("pipeline.job: --data_dir and --output_dir are required")
@@ -435,5 +456,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     print(json.dumps(main(), indent=2))

@@ -46,3 +46,18 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument("--synthetic_frames", type=int, default=SyntheticSpec.frames,
                             help="frames per synthetic sequence")
         parser.add_argument("--synthetic_seed", type=int, default=SyntheticSpec.seed)
+
+
+def refuse_unknown_flags(parser, flags: list[str]) -> None:
+    """`parser.error` unless each of `flags` is one that Beam's PipelineOptions subclasses define,
+    with a value they accept (Beam itself only logs an unknown one, and the run would go on with
+    defaults)."""
+    beam_parsers = []  # Beam's own parser of every PipelineOptions subclass's flags
+    PipelineOptions([]).get_all_options(add_extra_args_fn=beam_parsers.append)
+    beam = beam_parsers[0]
+    beam.error = lambda message: parser.error(f"Beam flag: {message}")
+    _, unknown = beam.parse_known_args(flags)
+    if unknown:
+        named = [a for a in unknown if a.startswith("-")]
+        parser.error(f"unknown flag(s) {' '.join(named)}: neither this script's (--help lists "
+                     "them) nor Beam's" if named else f"unexpected argument(s) {' '.join(unknown)}")

@@ -1,21 +1,26 @@
 """The preprocessing job's Beam transforms, small and named.
 
-    units | ReadUnits(...)          -> RawFrame            (one per labelled frame)
-          | AlignFrames()           -> AlignedFace main output, Rejection on the "rejected" tag
-          | EncodeExamples(...)     -> Example             (part, serialized tf.Example, labels)
+    units | ReadUnits(...)          -> RawFrame            (one per labelled frame, decoded)
+          | AlignFrames()           -> {"aligned": AlignedFrame, "rejected": Rejection}
+          | EncodeExamples(...)     -> {"examples": Example, "rejected": Rejection}
     WriteExamples(output_dir)       GZIP TFRecords per part: part{1,2,3}/examples-*.tfrecord.gz
     WriteRejected(output_dir)       rejected/rejected-*.jsonl, one JSON line per frame set aside
     Tally()                         frames in, examples and AU counts per part, rejections by
                                     reason, sequences by landmark pairing
+    ReportUnits()                   one log line per unit: its frames written and rejected
 
-A frame that cannot be used never raises: it leaves through the "rejected" output with its reason
+A frame that cannot be used never raises: it leaves through a "rejected" output with its reason
 and is counted, so frames in = examples written + frames rejected. That holds for failures nobody
-foresaw too: an exception while aligning one frame sets that frame aside as "unexpected error",
-with the exception and where it was raised, and the job goes on.
+foresaw too: each step that takes one frame (decoding a BP4D image, aligning, encoding) runs under
+Beam's with_exception_handling, and a frame whose step raises is set aside as "unexpected error"
+with the exception and where it was raised, while the job goes on.
 """
+import dataclasses
 import json
+import logging
 import os
-import traceback
+import re
+from collections import Counter
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -25,7 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
 from pipeline.align import AlignmentError, align_face
-from pipeline.sources import source
+from pipeline.sources import imageio, source
 from pipeline.sources.folds import part_of
 from pipeline.sources.records import RawFrame
 
@@ -36,6 +41,10 @@ EXAMPLES_PREFIX = "examples"
 EXAMPLES_SUFFIX = ".tfrecord.gz"
 REJECTED_DIR = "rejected"
 REJECTED_SUFFIX = ".jsonl"
+# Innermost places of an unexpected exception's traceback kept in its rejection reason.
+TRACEBACK_PLACES = 3
+_TRACEBACK_PLACE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+_LOG = logging.getLogger(__name__)
 
 
 class Rejection(NamedTuple):
@@ -49,9 +58,18 @@ class Rejection(NamedTuple):
     reason: str
 
     @classmethod
-    def of(cls, frame: RawFrame, reason: str):
-        return cls(frame.dataset, frame.subject, frame.task, int(frame.frame), frame.image_source,
-                   frame.landmark_source, reason)
+    def of(cls, frame, reason: str):
+        """`frame`: a RawFrame or an AlignedFrame; counted under "rejected: <category>"."""
+        rejection = cls(frame.dataset, frame.subject, frame.task, int(frame.frame),
+                        frame.image_source, frame.landmark_source, reason)
+        Metrics.counter(NAMESPACE, f"rejected: {rejection.category}").inc()
+        return rejection
+
+    @classmethod
+    def of_failure(cls, dead_letter):
+        """The rejection of a frame whose step raised: Beam's dead letter (frame, error)."""
+        frame, error = dead_letter
+        return cls.of(frame, unexpected_error(error))
 
     @property
     def category(self) -> str:
@@ -63,9 +81,12 @@ class Rejection(NamedTuple):
 
 
 class AlignedFrame(NamedTuple):
+    dataset: str
     subject: str
     task: str
     frame: int
+    image_source: str
+    landmark_source: str
     au: np.ndarray
     image: np.ndarray         # ALIGNED_SIZE x ALIGNED_SIZE RGB
     landmarks: np.ndarray     # (49, 2) aligned pixels
@@ -73,11 +94,24 @@ class AlignedFrame(NamedTuple):
 
 
 class Example(NamedTuple):
-    """A serialized tf.Example with what the tally needs to know about it."""
+    """A serialized tf.Example with what the tally and the unit report need to know of it."""
     part: int
     subject: str
+    task: str
     au: tuple
     serialized: bytes
+
+
+def unexpected_error(error) -> str:
+    """A rejection reason for an exception nobody foresaw, from the (type, repr, formatted
+    traceback) of Beam's dead letter: its type and message, then the innermost places it passed
+    ("unexpected error: cv2.error: ... (at imageio.py:40 in decode_jpeg < imageio.py:31 in
+    read_jpeg < transforms.py:120 in process)")."""
+    _, _, lines = error
+    message = " ".join(lines[-1].split())   # "cv2.error: ...", as Python prints it, on one line
+    places = [f"{os.path.basename(path)}:{line} in {name}"
+              for path, line, name in _TRACEBACK_PLACE.findall("".join(lines))]
+    return f"unexpected error: {message} (at {' < '.join(places[::-1][:TRACEBACK_PLACES])})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,25 +122,49 @@ class _ReadUnitFn(beam.DoFn):
         self._units = Metrics.counter(NAMESPACE, "units_read")
 
     def process(self, unit):
-        for frame in source(unit.dataset).read_unit(unit, **self._options):
+        options = dict(self._options)
+        if unit.dataset == "bp4d":   # a JPEG per frame: DecodeImages decodes them one by one
+            options["decode_images"] = False
+        for frame in source(unit.dataset).read_unit(unit, **options):
             self._frames.inc()
             yield frame
         self._units.inc()
 
 
+class _DecodeImageFn(beam.DoFn):
+    def process(self, frame):
+        if frame.image is None and frame.problem is None:   # BP4D: left to decode frame by frame
+            image, problem = imageio.read_jpeg(frame.image_source)
+            frame = dataclasses.replace(frame, image=image, problem=problem,
+                                        landmarks=None if problem else frame.landmarks)
+        yield frame
+
+
+def _failed_frame(dead_letter) -> RawFrame:
+    """A frame whose decoding raised, carrying the exception as its problem."""
+    frame, error = dead_letter
+    return dataclasses.replace(frame, image=None, landmarks=None, problem=unexpected_error(error))
+
+
 class ReadUnits(beam.PTransform):
     """Source units (a BP4D sequence, a DISFA video) -> every labelled RawFrame of them.
 
-    `reshuffle` spreads the frames of one unit over workers. It pays on a distributed runner; an
-    in-process runner would only hold every decoded frame in memory for it (the units themselves
-    are already spread by beam.Create)."""
+    A BP4D image is decoded as a step of its own, frame by frame, so that a file the decoder
+    fails on sets that frame aside, not its sequence (a DISFA video is decoded in one forward
+    pass by its reader). `reshuffle` spreads the frames of one unit over workers. It pays on a
+    distributed runner; an in-process runner would only hold every decoded frame in memory for
+    it (the units themselves are already spread by beam.Create)."""
 
     def __init__(self, read_options: dict | None = None, reshuffle: bool = False):
         super().__init__()
         self._options, self._reshuffle = dict(read_options or {}), reshuffle
 
     def expand(self, units):
-        frames = units | "ReadFrames" >> beam.ParDo(_ReadUnitFn(self._options))
+        read = units | "ReadFrames" >> beam.ParDo(_ReadUnitFn(self._options))
+        decoded, failed = (
+            read | "DecodeImages" >> beam.ParDo(_DecodeImageFn()).with_exception_handling())
+        frames = ((decoded, failed | "AsProblem" >> beam.Map(_failed_frame))
+                  | "Frames" >> beam.Flatten())
         return frames | "SpreadFrames" >> beam.Reshuffle() if self._reshuffle else frames
 
 
@@ -122,33 +180,30 @@ class _AlignFn(beam.DoFn):
                 face = align_face(frame.image, frame.landmarks)
             except AlignmentError as error:
                 reason = f"alignment failed: {error}"
-            except Exception as error:  # noqa: BLE001 - one frame's bug must not stop the job
-                reason = unexpected_error(error)
         if reason is not None:
-            rejection = Rejection.of(frame, reason)
-            Metrics.counter(NAMESPACE, f"rejected: {rejection.category}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, rejection)
+            yield beam.pvalue.TaggedOutput(REJECTED, Rejection.of(frame, reason))
             return
         self._aligned.inc()
-        yield AlignedFrame(frame.subject, frame.task, int(frame.frame),
+        yield AlignedFrame(frame.dataset, frame.subject, frame.task, int(frame.frame),
+                           frame.image_source, frame.landmark_source,
                            np.asarray(frame.au, np.int64), face.image, face.landmarks,
                            face.inter_ocular)
 
 
-def unexpected_error(error: Exception) -> str:
-    """A rejection reason for an exception nobody foresaw: its type, message and the innermost
-    place it was raised ("unexpected error: ValueError: ... (align.py:52 in warp)")."""
-    where = traceback.extract_tb(error.__traceback__)[-1]
-    place = f"{os.path.basename(where.filename)}:{where.lineno} in {where.name}"
-    return f"unexpected error: {type(error).__name__}: {error} ({place})"
-
-
 class AlignFrames(beam.PTransform):
-    """RawFrame -> AlignedFrame (docs/data.md), or a Rejection on the "rejected" output for a
-    frame with a problem from its reader or landmarks that define no alignment."""
+    """RawFrame -> {"aligned": AlignedFrame (docs/data.md), "rejected": Rejection} for a frame
+    with a problem from its reader, landmarks that define no alignment, or an unexpected error."""
 
     def expand(self, frames):
-        return frames | "Align" >> beam.ParDo(_AlignFn()).with_outputs(REJECTED, main="aligned")
+        # the output types declared, or Beam warns that with_outputs names an undeclared tag
+        outputs = frames | "Align" >> (beam.ParDo(_AlignFn())
+                                       .with_output_types(AlignedFrame, **{REJECTED: Rejection})
+                                       .with_exception_handling(dead_letter_tag="failed")
+                                       .with_outputs(REJECTED, main="aligned"))
+        return {"aligned": outputs.aligned,
+                "rejected": (outputs.rejected,
+                             outputs.failed | "AsRejection" >> beam.Map(Rejection.of_failure))
+                            | "Rejected" >> beam.Flatten()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,21 +224,26 @@ class _EncodeFn(beam.DoFn):
         serialized = self._encode_example(
             image_jpeg=jpeg.tobytes(), landmarks=face.landmarks, au=face.au,
             inter_ocular=face.inter_ocular, subject=face.subject, task=face.task, frame=face.frame)
+        example = Example(part_of(self._dataset, face.subject), face.subject, face.task,
+                          tuple(int(v) for v in face.au), serialized)
         self._encoded.inc()
-        yield Example(part_of(self._dataset, face.subject), face.subject,
-                      tuple(int(v) for v in face.au), serialized)
+        yield example
 
 
 class EncodeExamples(beam.PTransform):
-    """AlignedFrame -> Example: JPEG at `jpeg_quality`, schemas.example's tf.Example, its part
-    from the official partition of `dataset` (docs/data.md)."""
+    """AlignedFrame -> {"examples": Example, "rejected": Rejection}: JPEG at `jpeg_quality`,
+    schemas.example's tf.Example, its part from the official partition of `dataset`
+    (docs/data.md); a frame whose encoding raised is rejected as an unexpected error."""
 
     def __init__(self, dataset: str, jpeg_quality: int = 95):
         super().__init__()
         self._dataset, self._quality = dataset, jpeg_quality
 
     def expand(self, faces):
-        return faces | "Encode" >> beam.ParDo(_EncodeFn(self._dataset, self._quality))
+        encoded, failed = faces | "Encode" >> (beam.ParDo(_EncodeFn(self._dataset, self._quality))
+                                               .with_exception_handling())
+        return {"examples": encoded,
+                "rejected": failed | "AsRejection" >> beam.Map(Rejection.of_failure)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +291,29 @@ class WriteRejected(beam.PTransform):
                 | "WriteLines" >> beam.io.WriteToText(
                     f"{self._output_dir}/{REJECTED_DIR}/rejected", file_name_suffix=REJECTED_SUFFIX,
                     num_shards=1))
+
+
+class ReportUnits(beam.PTransform):
+    """(examples, rejections) -> one INFO line per unit once its counts are complete:
+    "F003 T1: 4 frames, 3 written, 1 rejected (unexpected error 1)"."""
+
+    def expand(self, inputs):
+        examples, rejections = inputs
+        return ((examples | "Written" >> beam.Map(lambda e: ((e.subject, e.task), None)),
+                 rejections | "Reasons" >> beam.Map(lambda r: ((r.subject, r.task), r.category)))
+                | "Outcomes" >> beam.Flatten()
+                | "PerUnit" >> beam.GroupByKey()
+                | "Log" >> beam.MapTuple(_log_unit))
+
+
+def _log_unit(unit, outcomes) -> None:
+    counts = Counter(outcomes)
+    written = counts.pop(None, 0)
+    rejected = sum(counts.values())
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+    name = " ".join(part for part in unit if part)   # a DISFA video has no task
+    _LOG.info("%s: %d frames, %d written, %d rejected%s", name, written + rejected, written,
+              rejected, f" ({reasons})" if reasons else "")
 
 
 # --------------------------------------------------------------------------------------------

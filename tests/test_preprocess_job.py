@@ -267,14 +267,19 @@ def test_outputs_that_do_not_add_up_fail_loudly(built, tmp_path):
     assert not (out / "_COMPLETE.json").exists()
 
 
-def test_a_disfa_layout_synthetic_set(tmp_path):
+def test_a_disfa_layout_synthetic_set(tmp_path, caplog):
     spec = SyntheticSpec(layout="disfa", subjects=3, frames=6, seed=4)
     record = generate(tmp_path / "raw", spec)
-    summary = _run(tmp_path / "raw", tmp_path / "examples", dataset="disfa")
+    with caplog.at_level("INFO", logger="pipeline.transforms"):
+        summary = _run(tmp_path / "raw", tmp_path / "examples", dataset="disfa")
     assert summary["frames_in"] == 18 == summary["examples_total"] + summary["rejected_total"]
     rejected = {(r["subject"], r["frame"]) for r in _rejected(tmp_path / "examples")}
     assert rejected == {(p["subject"], p["frame"]) for p in record["planted"]
                         if p["kind"] in REJECTED_PLANTS}
+    per_video = [r.getMessage() for r in caplog.records if r.name == "pipeline.transforms"]
+    assert len(per_video) == 3 and all(re.fullmatch(r"SN\d{3}: 6 frames, \d written, "
+                                                     r"\d rejected( \(.+\))?", line)
+                                       for line in per_video), per_video
     rows = _parsed(_tfrecords(tmp_path / "examples"), len(AU_SETS["disfa"]))
     assert len(rows) == summary["examples_total"] and rows[0]["au"].shape == (8,)
     bad = [p for p in record["planted"] if p["kind"] == "bad_intensity"][0]
@@ -461,8 +466,87 @@ def test_a_frame_that_breaks_alignment_unexpectedly_is_set_aside_and_the_rest_al
         outputs = (pipeline | beam.Create([frame(1, good), frame(2, good.astype(np.int64)),
                                            frame(3, good)])
                    | AlignFrames())
-        assert_that(outputs.aligned | "Frames" >> beam.Map(lambda face: face.frame),
+        assert_that(outputs["aligned"] | "Frames" >> beam.Map(lambda face: face.frame),
                     equal_to([1, 3]), label="aligned")
-        assert_that(outputs.rejected | "Reasons" >> beam.Map(
+        assert_that(outputs["rejected"] | "Reasons" >> beam.Map(
             lambda r: (r.frame, r.category, "error" in r.reason and "align.py:" in r.reason)),
             equal_to([(2, "unexpected error", True)]), label="rejected")
+
+
+def _claims_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The JPEG with its frame header (SOF0) claiming another size: its data no longer fits."""
+    start = jpeg.index(b"\xff\xc0")   # marker, length (2 bytes), precision (1), height, width
+    return (jpeg[:start + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big")
+            + jpeg[start + 9:])
+
+
+def test_a_frame_whose_decoder_fails_unexpectedly_is_rejected_and_the_job_finishes(
+        tmp_path, caplog):
+    """A JPEG whose header claims 65000 x 65000 pixels makes OpenCV's decoder raise (cv2.error:
+    over its pixel limit), which the reader does not anticipate. That frame is in rejected/ with
+    the exception named, the other frames become examples, and the totals add up; the job logs
+    one line per sequence and its counters."""
+    from tests._tiny_records import mean_face
+    raw = tmp_path / "raw"
+    frames = range(1, 5)
+    picture = {f: np.full((200, 200, 3), 90 + 10 * f, np.uint8) for f in frames}
+    codes = {f: {1: f % 2, 2: 1} for f in frames}
+    rng = np.random.default_rng(1)
+    for subject in ("F001", "F003"):
+        bp4d.write_sequence(raw, subject, "T1", picture, {f: mean_face(rng) for f in frames}, codes)
+    broken = raw / "Sequences_2D+3D" / "F003" / "T1" / bp4d.image_name("F003", 3)
+    broken.write_bytes(_claims_size(broken.read_bytes(), 65000, 65000))
+
+    with caplog.at_level("INFO"):
+        summary = _run(raw, tmp_path / "examples", dataset="bp4d")
+
+    assert summary["frames_in"] == 8 and summary["examples_total"] == 7
+    assert summary["rejected_total"] == 1 and summary["rejected_by_reason"] == {
+        "unexpected error": 1}
+    (rejected,) = _rejected(tmp_path / "examples")
+    assert (rejected["subject"], rejected["frame"], rejected["image_source"]) == (
+        "F003", 3, str(broken))
+    assert rejected["reason"].startswith("unexpected error: cv2.error: ")
+    assert "CV_IO_MAX_IMAGE_PIXELS" in rejected["reason"] and "imageio.py:" in rejected["reason"]
+    stats = json.loads((tmp_path / "examples" / "stats.json").read_text())
+    assert stats["rejected"] == {"unexpected error": 1}
+    progress = [r.getMessage() for r in caplog.records if r.name == "pipeline.transforms"]
+    assert "F001 T1: 4 frames, 4 written, 0 rejected" in progress
+    assert "F003 T1: 4 frames, 3 written, 1 rejected (unexpected error 1)" in progress
+    counters = [r.getMessage() for r in caplog.records
+                if r.name == "pipeline.job" and r.getMessage().startswith("Beam counters")]
+    assert counters and "frames_read 8" in counters[0]
+
+
+def test_a_frame_that_breaks_encoding_unexpectedly_is_rejected_with_its_files():
+    """The encoder's step has the same guard: a face it cannot encode (here a float64 image,
+    which OpenCV's colour conversion refuses) is rejected naming the exception and the frame's
+    files; the other faces become examples."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+    from pipeline.transforms import AlignedFrame, EncodeExamples
+    from tests._tiny_records import mean_face
+
+    def face(number, image):
+        return AlignedFrame("bp4d", "F001", "T1", number, f"raw/{number}.jpg", "landmarks.mat#0",
+                            np.zeros(12, np.int64), image, mean_face(), 60.0)
+
+    good = np.full((200, 200, 3), 128, np.uint8)
+    with TestPipeline() as pipeline:
+        outputs = (pipeline | beam.Create([face(1, good), face(2, good.astype(np.float64))])
+                   | EncodeExamples("bp4d"))
+        assert_that(outputs["examples"] | "Parts" >> beam.Map(lambda e: (e.subject, e.part)),
+                    equal_to([("F001", 1)]), label="examples")
+        assert_that(outputs["rejected"] | "Reasons" >> beam.Map(
+            lambda r: (r.frame, r.image_source, r.reason.startswith("unexpected error: cv2.error"),
+                       "transforms.py:" in r.reason)),
+            equal_to([(2, "raw/2.jpg", True, True)]), label="rejected")
+
+
+def test_the_command_line_refuses_an_unknown_flag_before_any_work(tmp_path, capsys):
+    """Beam only discards a flag it does not know; the job's command line names it instead."""
+    with pytest.raises(SystemExit) as stopped:
+        job.main([f"--data_dir={tmp_path / 'raw'}", f"--output_dir={tmp_path / 'out'}",
+                  "--jpeg_qualty=80"])
+    assert stopped.value.code == 2 and "unknown flag(s) --jpeg_qualty=80" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists() and not (tmp_path / "out").exists()

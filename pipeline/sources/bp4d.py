@@ -91,8 +91,13 @@ def list_units(root, subjects=None) -> list[SourceUnit]:
             }) for (subject, task), path in sorted(labels.items())]
 
 
-def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET) -> Iterator[RawFrame]:
-    """Every coded frame of one sequence, in CSV order; unusable frames carry `problem`."""
+def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
+              decode_images: bool = True) -> Iterator[RawFrame]:
+    """Every coded frame of one sequence, in CSV order; unusable frames carry `problem`.
+
+    decode_images=False leaves each image to its reader (image None, image_source the JPEG to
+    pass to imageio.read_jpeg): the preprocessing job decodes frame by frame, so that a file the
+    decoder fails on costs that frame only."""
     frames, au = read_au_codes(unit.paths["labels"])
     landmarks_path = unit.paths["landmarks"]
     entries, file_problem = _read_pred(landmarks_path)
@@ -111,7 +116,7 @@ def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET) 
         if problem is None:
             landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
         image = None
-        if problem is None:
+        if problem is None and decode_images:
             image, problem = imageio.read_jpeg(image_path)
         yield RawFrame(
             dataset=unit.dataset, subject=unit.subject, task=unit.task, frame=frame,

@@ -21,7 +21,8 @@ class SourceUnit:
 class RawFrame:
     """One labelled frame at raw resolution, before alignment.
 
-    image           RGB uint8 (H, W, 3), or None when `problem` is set
+    image           RGB uint8 (H, W, 3), or None when `problem` is set or the image is left to
+                    decode (bp4d.read_unit(decode_images=False): image_source is the JPEG)
     landmarks       (49, 2) float32, 0-based pixels (x, y), or None when missing
     au              int64, one per AU of the dataset's set (schemas.face.AU_SETS), in its order:
                     1 present, 0 absent, -1 not coded
