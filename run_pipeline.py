@@ -21,57 +21,39 @@ other flag is an error, and so is a value outside its flag's range.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
+from components.base.cli import add_flags, flags_given, list_type, value_type
+from components.base.contract import NON_NEGATIVE, POSITIVE, Rule
+from components.startup import LOG_LEVELS
+from components.train.component import TRAIN
 from jaa_keras.config import INITIALIZATIONS, LOCAL_MERGES
-from schemas.face import ALIGNED_SIZE
+from schemas.face import ALIGNED_SIZE, DATASETS, PARTS
 
 STAGES = ("preprocess", "train", "evaluate", "export")
 IMPORT = "import"  # not in the default run: it replaces train with the authors' trained model
-DATASETS = ("synthetic", "bp4d", "disfa")
-FOLDS = (1, 2, 3)
 SYNTHETIC_PREFIX = "synthetic_"  # the preprocessing job's flags that size the synthetic set
 
-
-def _checked(kind, accept, rule: str):
-    """An argparse type: a `kind` value for which `accept` holds; otherwise it is not `rule`."""
-    def convert(text):
-        value = kind(text)  # a ValueError reads "invalid int value: 'x'" (argparse)
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"{text} is not {rule}")
-        return value
-    convert.__name__ = kind.__name__
-    return convert
-
-
-def _list_of(item, accept_all=lambda values: True, rule: str = ""):
-    """An argparse type for comma-separated `item` values, at least one, jointly `accept_all`."""
-    def convert(text):
-        values = [item(v) for v in text.split(",") if v.strip()]
-        if not values:
-            raise argparse.ArgumentTypeError(f"{text!r} lists no value")
-        if not accept_all(values):
-            raise argparse.ArgumentTypeError(f"{text} {rule}")
-        return values
-    convert.__name__ = "list"
-    return convert
-
-
-def _real(accept, rule: str):
-    """An argparse type: a finite float for which `accept` holds."""
-    return _checked(float, lambda v: math.isfinite(v) and accept(v), rule)
-
-
-POSITIVE = _checked(int, lambda v: v > 0, "a positive integer")
-NON_NEGATIVE = _checked(int, lambda v: v >= 0, "an integer >= 0")
-FOLD = _checked(int, lambda v: v in FOLDS, "a fold number (1, 2 or 3)")
+FOLD_RULE = Rule(lambda v: v in PARTS, "a fold number (1, 2 or 3)")
 # The crop is cut from the aligned face; the second region layer needs a multiple of 16.
-CROP = _checked(int, lambda v: v > 0 and v % 16 == 0 and v <= ALIGNED_SIZE,
-                f"a multiple of 16 from 16 to {ALIGNED_SIZE // 16 * 16}")
-LEARNING_RATE = _real(lambda v: v > 0, "a finite number > 0")
+CROP = value_type(int, Rule(lambda v: v > 0 and v % 16 == 0 and v <= ALIGNED_SIZE,
+                            f"a multiple of 16 from 16 to {ALIGNED_SIZE // 16 * 16}"))
+POSITIVE_INT = value_type(int, POSITIVE)
+# The network's fields a flag may override, with their argparse settings (model_overrides).
+MODEL_FLAGS = {
+    "width_unit": {"type": POSITIVE_INT, "help": "override the network's width unit c"},
+    "crop_size": {"type": CROP, "help": "override the crop (multiple of 16)"},
+    "hidden_units": {"type": POSITIVE_INT, "help": "override the heads' hidden size d"},
+    "local_merge": {"choices": LOCAL_MERGES,
+                    "help": "override how the local AU branches merge: sum (the paper, Caffe) "
+                            "or mean (the PyTorch release)"},
+    "initialization": {"choices": INITIALIZATIONS,
+                       "help": "override how fresh weights are drawn: caffe (the paper's "
+                               "release), pytorch (PyTorch's defaults) or keras (Keras' "
+                               "defaults)"},
+}
 
 
 class _JobFlags:
@@ -103,50 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)}, or {IMPORT} in place "
                         "of train")
-    p.add_argument("--folds", type=_list_of(FOLD), default=None,
+    p.add_argument("--folds", type=list_type(int, FOLD_RULE), default=None,
                    help="folds to train and evaluate (fold k tests on part k); default 1,2,3, "
                         "and 1 for the synthetic dataset (its 10-minute demo budget)")
-    p.add_argument("--schedule", choices=("paper", "joint"), default="paper")
-    p.add_argument("--preset", choices=("paper", "synthetic"), default=None,
-                   help="training preset (network size and batch); default: synthetic for the "
-                        "synthetic dataset, else paper")
-    p.add_argument("--epochs", type=_list_of(NON_NEGATIVE, lambda v: max(v) > 0,
-                                             "trains no phase: give one a positive count"),
-                   default=None, help="epochs per phase, e.g. 8,2,2 (one value: every phase; "
-                                      "0 skips a phase)")
-    p.add_argument("--learning_rates", type=_list_of(LEARNING_RATE), default=None,
-                   help="initial learning rate per phase, e.g. 0.01,0.001,0.001")
-    p.add_argument("--batch_size", type=POSITIVE, default=None)
-    p.add_argument("--weight_decay", type=_real(lambda v: v >= 0, "a finite number >= 0"),
-                   default=5e-4)
-    p.add_argument("--momentum", type=_real(lambda v: 0 <= v < 1, "a number in [0, 1)"),
-                   default=0.9)
-    p.add_argument("--lr_decay", type=_real(lambda v: 0 < v <= 1, "a factor in (0, 1]"),
-                   default=0.3)
-    p.add_argument("--lr_decay_every", type=POSITIVE, default=None,
-                   help="epochs between lr decays (default: the preset's; 2 for the paper)")
-    p.add_argument("--width_unit", type=POSITIVE, help="override the network's width unit c")
-    p.add_argument("--crop_size", type=CROP, help="override the crop (multiple of 16)")
-    p.add_argument("--hidden_units", type=POSITIVE, help="override the heads' hidden size d")
-    p.add_argument("--local_merge", choices=LOCAL_MERGES,
-                   help="override how the local AU branches merge: sum (the paper, Caffe) or "
-                        "mean (the PyTorch release)")
-    p.add_argument("--initialization", choices=INITIALIZATIONS,
-                   help="override how fresh weights are drawn: caffe (the paper's release), "
-                        "pytorch (PyTorch's defaults) or keras (Keras' defaults)")
-    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
-    p.add_argument("--mixed_precision", action="store_true")
+    training = p.add_argument_group("training", "the train stage's parameters (its contract: "
+                                    "components/train/component.py)")
+    p.set_defaults(training_flags=tuple(add_flags(training, TRAIN)))
+    for name, settings in MODEL_FLAGS.items():
+        training.add_argument(f"--{name}", **settings)
     p.add_argument("--init_from", help="seed training from a trained model: a models/<dataset> "
                    "folder (fold k seeds fold k) or one fold folder")
-    p.add_argument("--export_fold", type=FOLD, default=None,
+    p.add_argument("--export_fold", type=value_type(int, FOLD_RULE), default=None,
                    help="fold whose model is exported (default: the first of --folds)")
     p.add_argument("--import_release", help="stage import: a run folder of the authors' "
                    "PyTorch-JAANet release (region_learning_<epoch>.pth ... au_net_<epoch>.pth)")
-    p.add_argument("--import_epoch", type=NON_NEGATIVE,
+    p.add_argument("--import_epoch", type=value_type(int, NON_NEGATIVE),
                    help="stage import: the epoch of the files to import")
     p.add_argument("--force", action="store_true", help="rerun the selected stages")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                   help="Keras progress: 0 none, 1 bar, 2 one line per epoch")
+    p.add_argument("--log_level", choices=LOG_LEVELS, default="INFO",
+                   help="this pipeline's log messages: INFO adds the preprocessing job's "
+                        "progress per sequence and its counters to the warnings")
     job_flags = _JobFlags(p.add_argument_group(
         "preprocessing", "the preprocess stage's options (python -m pipeline.job takes them too)"))
     PreprocessOptions._add_argparse_args(job_flags)
@@ -212,12 +170,6 @@ def _preprocessing_parameters(parser, args) -> dict:
             SyntheticSpec(**synthetic)
         except ValueError as e:
             parser.error(f"--{SYNTHETIC_PREFIX}* flags: {e}")
-    if not 1 <= given.get("jpeg_quality", 95) <= 100:
-        parser.error(f"argument --jpeg_quality: {given['jpeg_quality']} is not a JPEG quality "
-                     "from 1 to 100")
-    if given.get("num_shards", 0) < 0:
-        parser.error(f"argument --num_shards: {given['num_shards']} is not an integer >= 0 "
-                     "(0: the runner chooses)")
     return {**given, "synthetic": synthetic or None}
 
 
@@ -248,20 +200,11 @@ def _init_from(path: str | None, fold: int) -> Path | None:
 
 
 def train_parameters(args, fold: int) -> dict:
-    """The train stage's parameters for one fold, from the flags."""
-    overrides = {k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units",
-                                               "local_merge", "initialization")
-                 if getattr(args, k) is not None}
-    params = {"dataset": args.dataset, "fold": fold, "schedule": args.schedule,
-              "preset": args.preset, "model_overrides": overrides,
-              "epochs": args.epochs, "learning_rates": args.learning_rates,
-              "batch_size": args.batch_size, "momentum": args.momentum,
-              "weight_decay": args.weight_decay, "lr_decay": args.lr_decay,
-              "lr_decay_every": args.lr_decay_every, "seed": args.seed,
-              "mixed_precision": args.mixed_precision}
-    if args.verbose is not None:
-        params["verbose"] = args.verbose
-    elif sys.stdout.isatty():
+    """The train stage's parameters for one fold, from the flags (a flag not given leaves the
+    stage's or the preset's value)."""
+    params = {"dataset": args.dataset, "fold": fold, **flags_given(args, args.training_flags),
+              "model_overrides": flags_given(args, MODEL_FLAGS)}
+    if "verbose" not in params and sys.stdout.isatty():
         params["verbose"] = 1
     return params
 
@@ -358,7 +301,8 @@ def _print_summary(args, lay, results, timings):
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    from components.startup import import_tensorflow_quietly
+    from components.startup import configure_logging, import_tensorflow_quietly
+    configure_logging(args.log_level)
     import_tensorflow_quietly()
     from components.base import UserError
     try:

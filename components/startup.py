@@ -1,4 +1,9 @@
-"""TensorFlow's start-up notices, kept out of the user's way.
+"""What the entry points do first: set up logging once, and keep TensorFlow's start-up notices
+out of the user's way.
+
+Logging: this project's modules log through `logging.getLogger(__name__)` and never configure
+it; the entry points (run_pipeline.py, python -m pipeline.job, python -m pipeline.analyze) call
+`configure_logging` once with their --log_level.
 
 TensorFlow prints INFO lines on import (oneDNN is on, no CUDA driver, CPU features) and, on a
 machine without an NVIDIA device, an error that cuInit failed. They come before its logging is
@@ -6,10 +11,16 @@ set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back. The entry points import
 stderr is captured while it starts, and every line but those notices is written back.
 """
 import glob
+import logging
 import os
 import re
 import sys
 import tempfile
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# This project's loggers take --log_level; Beam's and TensorFlow's own stay at WARNING (Beam
+# logs every bundle at INFO).
+OUR_LOGGERS = ("pipeline", "components", "jaa_keras", "benchmarks")
 
 STARTUP_NOTICES = [
     "All log messages before absl::InitializeLog",
@@ -20,6 +31,13 @@ STARTUP_NOTICES = [
 ]
 # Without an NVIDIA device node, cuInit failing is expected, not an error worth showing.
 NO_GPU_NOTICES = ["failed call to cuInit"]
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """One handler on stderr ("LEVEL module: message"); this project's loggers at `level`."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def import_tensorflow_quietly():

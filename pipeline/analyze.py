@@ -606,6 +606,6 @@ def main(argv=None) -> list:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _LOG.setLevel(logging.INFO)   # its progress lines; Beam's INFO chatter stays hidden
+    from components.startup import configure_logging
+    configure_logging("INFO")   # its progress lines; Beam's INFO chatter stays hidden
     main()

@@ -52,21 +52,21 @@ from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
 from apache_beam.runners.runner import PipelineState
 
 from components.base import COMPLETION_FILE, UserError, files, package_versions
+from components.startup import LOG_LEVELS, configure_logging
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.manifest import MANIFEST_FILE, STATS_FILE
 from pipeline.options import PreprocessOptions, refuse_unknown_flags
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
-from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, PARTS, REJECTED_DIR,
+from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, REJECTED_DIR,
                                  REJECTED_SUFFIX, AlignFrames, EncodeExamples, ReadUnits,
                                  ReportUnits, Tally, WriteExamples, WriteRejected)
-from schemas.face import au_names
+from schemas.face import PARTS, au_names
 
 WORK_DIR = "_work"
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _LOG = logging.getLogger(__name__)
 
 
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(0)
     logged, argv = own_flags.parse_known_args(argv)
     refuse_unknown_flags(own_flags, argv)
-    logging.basicConfig(level=logged.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(logged.log_level)
     options = PipelineOptions(argv).view_as(PreprocessOptions)
     if not options.output_dir or not options.data_dir:
         raise SystemExit("pipeline.job: --data_dir and --output_dir are required")

@@ -5,9 +5,10 @@ Every Beam flag works unchanged (--runner, --direct_num_workers, --project, --re
 """
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from components.base.cli import add_flags
+from components.preprocess.component import PREPROCESS
 from pipeline.synthetic.dataset import SyntheticSpec
-
-DATASETS = ("synthetic", "bp4d", "disfa")
+from schemas.face import DATASETS
 
 
 class PreprocessOptions(PipelineOptions):
@@ -25,22 +26,7 @@ class PreprocessOptions(PipelineOptions):
                                  "manifest.json _COMPLETE.json")
         parser.add_argument("--force", action="store_true",
                             help="rebuild even when the output is complete for these parameters")
-        parser.add_argument("--landmark_offset", type=int, default=None,
-                            help="frame-to-landmark offset (BP4D default 0, used where the "
-                                 "landmark file's length does not settle the pairing; DISFA "
-                                 "default -1; see pipeline/sources)")
-        parser.add_argument("--video_offset", type=int, default=None,
-                            help="DISFA label-frame-to-video-frame offset (default -1)")
-        parser.add_argument("--jpeg_quality", type=int, default=95,
-                            help="JPEG quality of the aligned faces")
-        parser.add_argument("--num_shards", type=int, default=0,
-                            help="TFRecord files per part; 0 lets the runner choose")
-        parser.add_argument("--frame_reshuffle", choices=("auto", "on", "off"), default="off",
-                            help="spread each unit's frames over workers after reading. It "
-                                 "shuffles decoded frames (about 4 MB each for BP4D, some 600 GB "
-                                 "a run), so the default is off: BP4D's 328 sequences and DISFA's "
-                                 "27 videos already spread over workers. auto: on for distributed "
-                                 "runners only; use it with fewer units than workers")
+        add_flags(parser, PREPROCESS, stage_defaults=True)
         parser.add_argument("--synthetic_subjects", type=int, default=SyntheticSpec.subjects)
         parser.add_argument("--synthetic_tasks", type=int, default=SyntheticSpec.tasks)
         parser.add_argument("--synthetic_frames", type=int, default=SyntheticSpec.frames,

@@ -33,10 +33,10 @@ from pipeline.align import AlignmentError, align_face
 from pipeline.sources import imageio, source
 from pipeline.sources.folds import part_of
 from pipeline.sources.records import RawFrame
+from schemas.face import PARTS
 
 NAMESPACE = "preprocess"
 REJECTED = "rejected"
-PARTS = (1, 2, 3)
 EXAMPLES_PREFIX = "examples"
 EXAMPLES_SUFFIX = ".tfrecord.gz"
 REJECTED_DIR = "rejected"

@@ -32,6 +32,10 @@ AU_SETS = {
 }
 # The built-in synthetic dataset is written in BP4D's layout, so it carries BP4D's AU set.
 AU_SETS["synthetic"] = AU_SETS["bp4d"]
+DATASETS = ("synthetic", "bp4d", "disfa")
+# Each dataset's subjects fall in three subject-exclusive parts; fold k tests on part k and
+# trains on the other two (docs/data.md).
+PARTS = (1, 2, 3)
 
 
 def au_name(au: int) -> str:

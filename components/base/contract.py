@@ -6,12 +6,29 @@ importing a contract never imports TensorFlow or Beam.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from components.base.errors import ParameterError
 
 _REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a value must be: `accept(value)` holds, or it "is not <words>"."""
+    accept: Callable[[Any], bool]
+    words: str
+
+    def __call__(self, value) -> bool:
+        return self.accept(value)
+
+
+POSITIVE = Rule(lambda v: v > 0, "a positive integer")
+NON_NEGATIVE = Rule(lambda v: v >= 0, "an integer >= 0")
+POSITIVE_REAL = Rule(lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+NON_NEGATIVE_REAL = Rule(lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -22,6 +39,10 @@ class Parameter:
     cache: whether the value enters the cache key (False for e.g. verbosity or worker counts).
     identity: a value that names what the outputs are (the dataset): an existing output folder
       with another value is refused instead of being overwritten.
+    rule: what a value (each item, for a list) must be, beyond its type and choices.
+    item: the type of a list's items; `whole`: a rule on the list as a whole.
+    flag: the command line offers it as --<name> (components/base/cli.py makes the flag from
+      this definition: type, choices, rule, default and help written once).
     """
     name: str
     type: type
@@ -30,6 +51,10 @@ class Parameter:
     choices: tuple | None = None
     cache: bool = True
     identity: bool = False
+    rule: Rule | None = None
+    item: type | None = None
+    whole: Rule | None = None
+    flag: bool = False
 
     @property
     def required(self) -> bool:
@@ -53,6 +78,24 @@ class Parameter:
         if self.choices is not None and value not in self.choices:
             raise ParameterError(f"stage {stage!r}: parameter {self.name!r} must be one of "
                                  f"{list(self.choices)}, got {value!r}")
+        if self.type is list and self.item is not None:
+            value = [self._item(v, stage) for v in value]
+            if self.whole is not None and not self.whole(value):
+                raise ParameterError(f"stage {stage!r}: parameter {self.name!r} {value} "
+                                     f"{self.whole.words}")
+        elif self.rule is not None and not self.rule(value):
+            raise ParameterError(f"stage {stage!r}: parameter {self.name!r} must be "
+                                 f"{self.rule.words}, got {value!r}")
+        return value
+
+    def _item(self, value, stage: str):
+        if self.item is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.item) or isinstance(value, bool) or (
+                self.rule is not None and not self.rule(value)):
+            raise ParameterError(f"stage {stage!r}: parameter {self.name!r}: each value must be "
+                                 f"{self.rule.words if self.rule else self.item.__name__}, got "
+                                 f"{value!r}")
         return value
 
 

@@ -15,8 +15,9 @@ from typing import Callable, Mapping
 
 from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageResult, StageSpec, UserError, run_stage
+from schemas.face import DATASETS, PARTS
 
-FOLDS = (1, 2, 3)
+FOLDS = PARTS  # fold k tests on part k
 
 SPEC = StageSpec(
     name="evaluate",
@@ -27,8 +28,8 @@ SPEC = StageSpec(
                       help=f"trained model folder (model.keras) tested on part {k}") for k in FOLDS),
     outputs=("evaluation",),
     parameters=(
-        Parameter("dataset", str, help="dataset name (bp4d, disfa, synthetic): names the outputs",
-                  identity=True),
+        Parameter("dataset", str, choices=DATASETS, identity=True,
+                  help="the dataset evaluated: names the outputs"),
         Parameter("threshold", float, 0.5, help="an AU is present when P >= threshold"),
         Parameter("failure_threshold", float, 0.1,
                   help="a face's landmarks fail when the normalised mean error is above this"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from components.base import Artifact, Parameter, StageResult, StageSpec, UserError, run_stage
+from schemas.face import PARTS
 
 SOURCE = "the authors' PyTorch-JAANet release (ECCV v1 model)"
 
@@ -28,7 +29,7 @@ SPEC = StageSpec(
     parameters=(
         Parameter("dataset", str, choices=("bp4d", "disfa"), identity=True,
                   help="the dataset the run was trained on (sets the AU set)"),
-        Parameter("fold", int, choices=(1, 2, 3), help="the part the run did not train on"),
+        Parameter("fold", int, choices=PARTS, help="the part the run did not train on"),
         Parameter("release_dir", str, help="the release's run folder"),
         Parameter("epoch", int, help="which epoch's files to import"),
         Parameter("release_sha256", dict, help="file name -> sha256 of the six module files"),

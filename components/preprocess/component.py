@@ -8,7 +8,8 @@ lists is intact. The work is the Beam job of pipeline/job.py; `python -m pipelin
 this same contract. The executor is components/preprocess/executor.py.
 """
 from components.base import Parameter, StageSpec
-from pipeline.options import DATASETS
+from components.base.contract import NON_NEGATIVE, Rule
+from schemas.face import DATASETS
 
 PREPROCESS = StageSpec(
     name="preprocess",
@@ -20,12 +21,24 @@ PREPROCESS = StageSpec(
         Parameter("data_dir", str, help="the raw dataset; for synthetic, where it is generated"),
         Parameter("beam_args", list, [], cache=False,
                   help="Beam's own flags (--runner, --direct_num_workers, --project, ...)"),
-        Parameter("jpeg_quality", int, 95),
-        Parameter("num_shards", int, 0, help="TFRecord files per part; 0: the runner chooses"),
-        Parameter("landmark_offset", int, None),
-        Parameter("video_offset", int, None),
+        Parameter("jpeg_quality", int, 95, flag=True,
+                  rule=Rule(lambda v: 1 <= v <= 100, "a JPEG quality from 1 to 100"),
+                  help="JPEG quality of the aligned faces"),
+        Parameter("num_shards", int, 0, rule=NON_NEGATIVE, flag=True,
+                  help="TFRecord files per part; 0 lets the runner choose"),
+        Parameter("landmark_offset", int, None, flag=True,
+                  help="frame-to-landmark offset (BP4D default 0, used where the landmark "
+                       "file's length does not settle the pairing; DISFA default -1; see "
+                       "pipeline/sources)"),
+        Parameter("video_offset", int, None, flag=True,
+                  help="DISFA label-frame-to-video-frame offset (default -1)"),
         Parameter("frame_reshuffle", str, "off", choices=("auto", "on", "off"), cache=False,
-                  help="spread each unit's frames over workers (pipeline/options.py)"),
+                  flag=True,
+                  help="spread each unit's frames over workers after reading. It shuffles "
+                       "decoded frames (about 4 MB each for BP4D, some 600 GB a run), so the "
+                       "default is off: BP4D's 328 sequences and DISFA's 27 videos already "
+                       "spread over workers. auto: on for distributed runners only; use it with "
+                       "fewer units than workers"),
         Parameter("synthetic", dict, None,
                   help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed)"),
     ),

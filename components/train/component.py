@@ -9,7 +9,10 @@ from pathlib import Path
 
 from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageSpec
-from components.train.schedule import SCHEDULES
+from components.base.contract import (NON_NEGATIVE, NON_NEGATIVE_REAL, POSITIVE, POSITIVE_REAL,
+                                      Rule)
+from components.train.presets import SCHEDULES, TRAINING_PRESETS
+from schemas.face import DATASETS, PARTS
 
 TRAIN = StageSpec(
     name="train",
@@ -20,28 +23,44 @@ TRAIN = StageSpec(
                       produced_by=kinds.MODEL)),
     outputs=("model",),
     parameters=(
-        Parameter("dataset", str, help="synthetic, bp4d or disfa", identity=True),
-        Parameter("fold", int, 1, choices=(1, 2, 3), help="test part; trains on the other two"),
-        Parameter("schedule", str, "paper", choices=SCHEDULES,
+        Parameter("dataset", str, choices=DATASETS, identity=True),
+        Parameter("fold", int, 1, choices=PARTS, help="test part; trains on the other two"),
+        Parameter("schedule", str, "paper", choices=SCHEDULES, flag=True,
                   help="paper: three phases with frozen modules; joint: the released schedule"),
-        Parameter("preset", str, None, help="training preset: 'paper' (full network) or "
-                  "'synthetic' (small network); default: 'synthetic' for the synthetic dataset"),
+        Parameter("preset", str, None, choices=tuple(TRAINING_PRESETS), flag=True,
+                  help="training preset (network size, batch, epochs): paper (the full network) "
+                       "or synthetic (a small one); default: synthetic for the synthetic "
+                       "dataset, else paper"),
         Parameter("model_overrides", dict, {}, help="JaaNetConfig fields, e.g. width_unit"),
-        Parameter("epochs", list, None, help="epochs per phase (one value: every phase)"),
-        Parameter("learning_rates", list, None, help="initial lr per phase (one value: every)"),
-        Parameter("batch_size", int, None, help="default: the preset's (9, the paper's)"),
-        Parameter("momentum", float, 0.9),
-        Parameter("weight_decay", float, 5e-4, help="Caffe's coupled L2 decay (schedule.py)"),
-        Parameter("lr_decay", float, 0.3, help="lr factor every lr_decay_every epochs"),
-        Parameter("lr_decay_every", int, None, help="default: the preset's (2, the paper's)"),
-        Parameter("seed", int, 0, help="initial weights, data order and augmentation"),
-        Parameter("shuffle_buffer", int, 4096),
-        Parameter("validation_buckets", int, 10,
+        Parameter("epochs", list, None, item=int, rule=NON_NEGATIVE, flag=True,
+                  whole=Rule(lambda v: max(v) > 0, "trains no phase: give one a positive count"),
+                  help="epochs per phase, e.g. 8,2,2 (one value: every phase; 0 skips a phase); "
+                       "default: the preset's"),
+        Parameter("learning_rates", list, None, item=float, rule=POSITIVE_REAL, flag=True,
+                  help="initial learning rate per phase, e.g. 0.01,0.001,0.001 (one value: "
+                       "every phase); default: the preset's"),
+        Parameter("batch_size", int, None, rule=POSITIVE, flag=True,
+                  help="default: the preset's (9, the paper's)"),
+        Parameter("momentum", float, 0.9, flag=True,
+                  rule=Rule(lambda v: 0 <= v < 1, "a number in [0, 1)")),
+        Parameter("weight_decay", float, 5e-4, rule=NON_NEGATIVE_REAL, flag=True,
+                  help="Caffe's coupled L2 decay (schedule.py)"),
+        Parameter("lr_decay", float, 0.3, flag=True,
+                  rule=Rule(lambda v: 0 < v <= 1, "a factor in (0, 1]"),
+                  help="lr factor every lr_decay_every epochs"),
+        Parameter("lr_decay_every", int, None, rule=POSITIVE, flag=True,
+                  help="epochs between lr decays; default: the preset's (2, the paper's)"),
+        Parameter("seed", int, 0, rule=NON_NEGATIVE, flag=True,
+                  help="initial weights, data order and augmentation"),
+        Parameter("shuffle_buffer", int, 4096, rule=POSITIVE),
+        Parameter("validation_buckets", int, 10, rule=POSITIVE,
                   help="keep_best phases (joint): about 1 in N training subjects (at least 1) "
                        "held out to pick the best epoch"),
-        Parameter("mixed_precision", bool, False, help="float16 (GPU) / bfloat16 (CPU) compute"),
-        Parameter("keep_checkpoints", int, 2, cache=False),
-        Parameter("verbose", int, 2, cache=False, help="Keras progress: 0 none, 1 bar, 2 line"),
+        Parameter("mixed_precision", bool, False, flag=True,
+                  help="float16 (GPU) / bfloat16 (CPU) compute, float32 heads"),
+        Parameter("keep_checkpoints", int, 2, cache=False, rule=POSITIVE),
+        Parameter("verbose", int, 2, cache=False, choices=(0, 1, 2), flag=True,
+                  help="Keras progress: 0 none, 1 bar, 2 one line per epoch (a terminal: 1)"),
         Parameter("stop_after_epochs", int, None, cache=False,
                   help="test hook: stop (as if killed) after this many epochs of this run"),
     ),

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from components.base import UserError
-from components.train.schedule import TRAINING_PRESETS, build_schedule
-from schemas.face import AU_SETS
+from components.train.presets import TRAINING_PRESETS
+from components.train.schedule import build_schedule
+from schemas.face import PARTS
 
 
 def model_config_for(dataset: str, preset_name: str | None, overrides: dict):
@@ -28,14 +29,13 @@ def run_executor(inputs, outputs, params) -> dict:
     from components.train.trainer import au_weights_for_fold, train_fold
 
     dataset, fold = params["dataset"], params["fold"]
-    if dataset not in AU_SETS:
-        raise UserError(f"unknown dataset {dataset!r}; choose one of {sorted(AU_SETS)}")
     if dataset == "disfa" and inputs.get("init_from") is None:
         print("[train] WARNING: training DISFA from scratch. The paper always fine-tunes DISFA from "
               "a trained BP4D model (region, alignment and global modules, and the attention and "
               "local branches of shared AUs); without it expect lower F1. Train BP4D first and "
               "pass --init_from artifacts/models/bp4d.", flush=True)
     examples = inputs["examples"]
+    train_parts = [p for p in PARTS if p != fold]
     preset_name = resolve_preset(dataset, params["preset"])
     preset = TRAINING_PRESETS[preset_name]
     config = model_config_for(dataset, preset_name, params["model_overrides"])
@@ -47,14 +47,14 @@ def run_executor(inputs, outputs, params) -> dict:
     batch_size = params["batch_size"] or preset["batch_size"]
     weights = au_weights_for_fold(examples.path, fold, config.aus)
     init = inputs.get("init_from")
-    print(f"[train] {dataset} fold {fold}: parts {[p for p in (1, 2, 3) if p != fold]}, "
+    print(f"[train] {dataset} fold {fold}: parts {train_parts}, "
           f"preset {preset_name}, schedule {params['schedule']} "
           f"({', '.join(f'{p.name} {p.epochs} ep @ {p.learning_rate:g}' for p in phases)}), "
           f"batch {batch_size}, crop {config.crop_size}, width unit {config.width_unit}",
           flush=True)
     summary = train_fold(
         examples_dir=examples.path, output_dir=outputs["model"].path, model_config=config,
-        phases=phases, au_weights=weights, train_parts=[p for p in (1, 2, 3) if p != fold],
+        phases=phases, au_weights=weights, train_parts=train_parts,
         batch_size=batch_size, momentum=params["momentum"], weight_decay=params["weight_decay"],
         lr_decay=params["lr_decay"], lr_decay_every=params["lr_decay_every"] or preset["lr_decay_every"],
         seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
