@@ -125,7 +125,7 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_end_to_end_writes_every_stage(tiny_run, capsys):
+def test_end_to_end_writes_every_stage(tiny_run, capsys, caplog):
     out = tiny_run
     for folder in ("examples/synthetic", "models/synthetic/fold1", "eval/synthetic",
                    "serving/jaa_net/1"):
@@ -138,11 +138,11 @@ def test_end_to_end_writes_every_stage(tiny_run, capsys):
                                                        "hidden_units": 16}
     # Same command again: every stage is skipped.
     capsys.readouterr()
-    assert run_pipeline.main(["--output_dir", str(out), *TINY, *PREPROCESSING_ARGS]) == 0
-    printed = capsys.readouterr().out
+    with caplog.at_level("INFO"):
+        assert run_pipeline.main(["--output_dir", str(out), *TINY, *PREPROCESSING_ARGS]) == 0
     for stage in ("preprocess", "train", "evaluate", "export"):
-        assert f"[{stage}] up to date, skipped" in printed, stage
-    assert "held-out mean over folds [1]: average F1" in printed
+        assert f"[{stage}] up to date, skipped" in caplog.text, stage
+    assert "held-out mean over folds [1]: average F1" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -163,11 +163,12 @@ def test_video_offset_reaches_the_preprocessing_job(tiny_run, tmp_path, capsys):
 
 
 def _alone(out, *flags):
-    """run_pipeline.py in a fresh process on what an earlier run left in `out`, as users run it."""
+    """run_pipeline.py in a fresh process on what an earlier run left in `out`, as users run it:
+    (what it printed, what it logged)."""
     done = subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "--output_dir", str(out),
                            *TINY, *flags], cwd=out, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return done.stdout, done.stderr
 
 
 @pytest.mark.slow
@@ -176,11 +177,14 @@ def test_each_stage_alone_in_a_fresh_process(tiny_run, tmp_path):
     process wrote (classes registered by the loader, not by whatever the process built before)."""
     out = tmp_path / "earlier run"
     shutil.copytree(tiny_run / "examples", out / "examples")
-    assert "[train] done" in _alone(out, "--stages", "train")
-    printed = _alone(out, "--stages", "evaluate,export")
-    assert "[evaluate] done" in printed and "[export] done" in printed
+    assert "[train] done" in _alone(out, "--stages", "train")[1]
+    logged = _alone(out, "--stages", "evaluate,export")[1]
+    assert "[evaluate] done" in logged and "[export] done" in logged
     assert (out / "eval/synthetic/_COMPLETE.json").is_file()
     assert (out / "serving/jaa_net/1/_COMPLETE.json").is_file()
+    # --log_level WARNING keeps the stages' notes back; the summary is still printed.
+    printed, logged = _alone(out, "--stages", "evaluate,export", "--log_level", "WARNING")
+    assert "up to date, skipped" not in logged and "evaluate    skipped" in printed
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ executor run, the completion record written last (the steps are listed in compon
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from components.base.contract import InputSpec, StageSpec, load
 from components.base.errors import (ArtifactMismatchError, IncompleteArtifactError,
                                     ParameterError, UserError, require_literal_path)
 from components.base.locks import folder_lock
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,8 +40,9 @@ class StageResult:
 
 def run_stage(spec: StageSpec, *, inputs: Mapping[str, Any] | None = None,
               outputs: Mapping[str, Any], parameters: Mapping | None = None,
-              force: bool = False, log: Callable[[str], None] | None = print) -> StageResult:
-    """Run `spec`'s executor unless its outputs are already complete for these inputs/parameters."""
+              force: bool = False, log: Callable[[str], None] | None = _LOG.info) -> StageResult:
+    """Run `spec`'s executor unless its outputs are already complete for these inputs/parameters.
+    `log` takes what the run says (what it skips, resumes, keeps or discards); None: nothing."""
     log = log or (lambda _msg: None)
     params, cached_params, identity, input_artifacts = _plan(spec, inputs, parameters)
     if set(outputs) != set(spec.outputs):

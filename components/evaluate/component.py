@@ -11,11 +11,14 @@ Output:
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Mapping
 
 from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageResult, StageSpec, UserError, run_stage
 from schemas.face import DATASETS, PARTS
+
+_LOG = logging.getLogger(__name__)
 
 FOLDS = PARTS  # fold k tests on part k
 
@@ -43,7 +46,7 @@ SPEC = StageSpec(
 
 
 def run_evaluate(*, examples, models: Mapping[int, object], output, dataset: str,
-                 force: bool = False, log: Callable[[str], None] | None = print,
+                 force: bool = False, log: Callable[[str], None] | None = _LOG.info,
                  **parameters) -> StageResult:
     """Run (or skip) the stage: `models` maps fold numbers to model folders, e.g. {1: "models/bp4d/fold1"}."""
     unknown = sorted(set(models) - set(FOLDS))

@@ -10,6 +10,7 @@ per-frame predictions as CSV.
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -87,7 +88,10 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
     """One fold: (metrics entry, figure samples or None, prediction rows or None)."""
     import tensorflow as tf
 
-    from components.train.input_pipeline import crop_landmarks_to_aligned, make_dataset, part_files
+    import keras
+
+    from components.train.input_pipeline import (crop_landmarks_to_aligned, file_record_counts,
+                                                 make_dataset, part_files)
     from jaa_keras.metrics import au_detection_scores, landmark_errors, landmark_summary
 
     model_dir = model_artifact.path
@@ -107,8 +111,12 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
 
     picker = _SamplePicker(parameters["figure_samples"])
     probabilities, predicted, labels, true, inter_ocular, meta = [], [], [], [], [], []
+    # Keras' own progress bar (as fit shows it), in a terminal only: a log file gets no bar.
+    progress = keras.utils.Progbar(sum(file_record_counts(files, examples_dir)), unit_name="face",
+                                   verbose=1 if sys.stdout.isatty() else 0)
     for images, target in _batches(dataset, examples_dir, files):
         output = {name: value.numpy() for name, value in infer(images).items()}
+        progress.add(len(images))
         batch_labels = target["au"].numpy().astype(np.int64)
         probabilities.append(output["au_probability"])
         predicted.append(output["landmarks"])

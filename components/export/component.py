@@ -21,6 +21,7 @@ first one's process id, and staging folders left by killed exports are removed.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,8 @@ from components import artifact_kinds as kinds
 from components.base import (COMPLETION_FILE, Artifact, ArtifactMismatchError, InputSpec,
                              Parameter, StageResult, StageSpec, UserError, folder_lock,
                              planned_cache_key, read_json, require_literal_path, run_stage)
+
+_LOG = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "jaa_net"
 STAGING_PREFIX = ".staging-"
@@ -85,7 +88,7 @@ def _check_versions(versions: dict[int, Path], dataset: str) -> None:
 
 def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
                version: int | None = None, force: bool = False,
-               log: Callable[[str], None] | None = print, **parameters) -> StageResult:
+               log: Callable[[str], None] | None = _LOG.info, **parameters) -> StageResult:
     """Export `model` (a models/<dataset>/fold{k} folder) as a new version under `output`
     (serving/<model_name>); returns the stage result, its output the version folder.
 

@@ -13,11 +13,14 @@ The executor is components/import_release/executor.py.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Callable
 
 from components.base import Artifact, Parameter, StageResult, StageSpec, UserError, run_stage
 from schemas.face import PARTS
+
+_LOG = logging.getLogger(__name__)
 
 SOURCE = "the authors' PyTorch-JAANet release (ECCV v1 model)"
 
@@ -47,7 +50,7 @@ def _sha256(path: Path) -> str:
 
 
 def run_import(*, release_dir, epoch: int, output, dataset: str, fold: int, force: bool = False,
-               log: Callable[[str], None] | None = print) -> StageResult:
+               log: Callable[[str], None] | None = _LOG.info) -> StageResult:
     """Import epoch `epoch` of the run folder `release_dir` as fold `fold`'s model in `output`."""
     from components.import_release.mapping import module_files
     _refuse_other_stages_folder(Artifact(output))
