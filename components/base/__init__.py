@@ -6,10 +6,12 @@ it (a callable or a "module:function" string, so importing a contract never impo
 
     SPEC = StageSpec(
         name="train",
-        inputs=(InputSpec("examples"), InputSpec("init_from", optional=True)),
+        inputs=(InputSpec("examples", produced_by=("preprocess",), same=("dataset",)),
+                InputSpec("init_from", optional=True, produced_by=("train", "import"))),
         outputs=("model",),
         parameters=(Parameter("dataset", str, identity=True),
-                    Parameter("fold", int, 1),
+                    Parameter("fold", int, 1, choices=(1, 2, 3)),
+                    Parameter("seed", int, 0, rule=NON_NEGATIVE, flag=True),
                     Parameter("verbose", int, 1, cache=False)),
         executor="components.train.executor:run_executor",
     )
@@ -27,7 +29,8 @@ incomplete and is never read as an input. Folders are local paths or URLs (gs://
 framework's file I/O goes through files.py; locks (locks.py) exist on local disks only.
 
 Modules: errors (what a user can fix), files (the file system layer), artifact (folders and
-their records), locks, contract (StageSpec, InputSpec, Parameter), runner (run_stage).
+their records), locks, contract (StageSpec, InputSpec, Parameter and its Rule), runner
+(run_stage), cli (command-line flags made from a contract's parameters marked `flag`).
 
 Running a stage (`run_stage`):
   1. parameters are resolved against the contract (defaults, types, unknown names rejected);
