@@ -204,8 +204,8 @@ def quick_export(monkeypatch):
     def executor(inputs, outputs, parameters):
         (outputs["saved_model"].path / "saved_model.pb").write_bytes(b"")
         return {"version": parameters["version"]}
-    monkeypatch.setattr(export_component, "SPEC",
-                        dataclasses.replace(export_component.SPEC, executor=executor))
+    monkeypatch.setattr(export_component, "EXPORT",
+                        dataclasses.replace(export_component.EXPORT, executor=executor))
 
 
 def test_versions_skip_force_and_explicit(exported, tmp_path, quick_export):

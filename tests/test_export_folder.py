@@ -21,7 +21,7 @@ def executor(inputs, outputs, parameters):
     print("writing", flush=True)
     time.sleep(600)
 
-component.SPEC = dataclasses.replace(component.SPEC, executor=executor)
+component.EXPORT = dataclasses.replace(component.EXPORT, executor=executor)
 component.run_export(model=sys.argv[1], output=sys.argv[2], dataset="synthetic", log=None)
 """
 
@@ -40,8 +40,8 @@ def test_a_second_export_is_refused_and_a_killed_one_is_cleaned_up(tmp_path, mon
                              stdout=subprocess.PIPE, text=True)
     try:
         assert first.stdout.readline().strip() == "writing"
-        monkeypatch.setattr(component, "SPEC",
-                            dataclasses.replace(component.SPEC, executor=_small_saved_model))
+        monkeypatch.setattr(component, "EXPORT",
+                            dataclasses.replace(component.EXPORT, executor=_small_saved_model))
         with pytest.raises(FolderBusyError, match=rf"jaa_net is being written by another run "
                                                   rf"\(process id {first.pid}, since"):
             component.run_export(model=model, output=serving, dataset="synthetic", log=None)
@@ -69,8 +69,8 @@ def test_a_foreign_staging_named_folder_is_left_alone(tmp_path, monkeypatch):
     serving = tmp_path / "jaa_net"
     (serving / ".staging-9").mkdir(parents=True)
     (serving / ".staging-9" / "notes.txt").write_text("mine")
-    monkeypatch.setattr(component, "SPEC",
-                        dataclasses.replace(component.SPEC, executor=_small_saved_model))
+    monkeypatch.setattr(component, "EXPORT",
+                        dataclasses.replace(component.EXPORT, executor=_small_saved_model))
     component.run_export(model=model, output=serving, dataset="synthetic", log=None)
     assert (serving / ".staging-9" / "notes.txt").read_text() == "mine"
     assert not (serving / LOCK_FILE).exists()

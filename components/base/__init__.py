@@ -4,7 +4,7 @@ Shaped like TFX's `component.py` + `executor.py` (without TFX): a `StageSpec` de
 stage reads, writes and takes as parameters; the executor that does the work is named apart from
 it (a callable or a "module:function" string, so importing a contract never imports TensorFlow).
 
-    SPEC = StageSpec(
+    TRAIN = StageSpec(
         name="train",
         inputs=(InputSpec("examples", produced_by=("preprocess",), same=("dataset",)),
                 InputSpec("init_from", optional=True, produced_by=("train", "import"))),
@@ -15,7 +15,7 @@ it (a callable or a "module:function" string, so importing a contract never impo
                     Parameter("verbose", int, 1, cache=False)),
         executor="components.train.executor:run_executor",
     )
-    result = run_stage(SPEC, inputs={"examples": "artifacts/examples/synthetic"},
+    result = run_stage(TRAIN, inputs={"examples": "artifacts/examples/synthetic"},
                        outputs={"model": "artifacts/models/synthetic/fold1"},
                        parameters={"dataset": "synthetic"}, force=False)
 

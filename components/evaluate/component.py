@@ -22,7 +22,7 @@ _LOG = logging.getLogger(__name__)
 
 FOLDS = PARTS  # fold k tests on part k
 
-SPEC = StageSpec(
+EVALUATE = StageSpec(
     name="evaluate",
     description="per-AU F1 / accuracy and landmark error per fold and over the folds; report and figures",
     inputs=(InputSpec("examples", help="preprocessed dataset: the part files manifest.json lists + stats.json",
@@ -55,5 +55,5 @@ def run_evaluate(*, examples, models: Mapping[int, object], output, dataset: str
     if not models:
         raise UserError("evaluate: no model to evaluate (train at least one fold first)")
     inputs = {"examples": examples, **{f"model_fold{k}": path for k, path in models.items()}}
-    return run_stage(SPEC, inputs=inputs, outputs={"evaluation": output},
+    return run_stage(EVALUATE, inputs=inputs, outputs={"evaluation": output},
                      parameters={"dataset": dataset, **parameters}, force=force, log=log)

@@ -37,7 +37,7 @@ _LOG = logging.getLogger(__name__)
 DEFAULT_MODEL_NAME = "jaa_net"
 STAGING_PREFIX = ".staging-"
 
-SPEC = StageSpec(
+EXPORT = StageSpec(
     name="export",
     description="SavedModel in the TF Serving layout with in-graph preprocessing, warm-up requests, model card",
     inputs=(InputSpec("model", help="trained model folder holding model.keras",
@@ -99,7 +99,7 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
     parameters = {"dataset": dataset, "model_name": base.name or DEFAULT_MODEL_NAME, **parameters}
     inputs = {"model": model, "evaluation": evaluation, "examples": examples}
     inputs = {k: v for k, v in inputs.items() if v is not None}
-    key = planned_cache_key(SPEC, inputs=inputs, parameters=parameters)
+    key = planned_cache_key(EXPORT, inputs=inputs, parameters=parameters)
     with folder_lock(base, log):
         _remove_abandoned_staging(base, log or (lambda _msg: None))
         return _export_locked(base, key, inputs, parameters, dataset, version, force, log)
@@ -112,7 +112,7 @@ def _export_locked(base, key, inputs, parameters, dataset, version, force, log) 
         if versions and not force:
             newest = max(versions)
             if Artifact(versions[newest]).record().get("cache_key") == key:
-                return run_stage(SPEC, inputs=inputs, outputs={"saved_model": versions[newest]},
+                return run_stage(EXPORT, inputs=inputs, outputs={"saved_model": versions[newest]},
                                  parameters={**parameters, "version": newest}, log=log)
         version = max(versions, default=0) + 1
     else:
@@ -120,13 +120,13 @@ def _export_locked(base, key, inputs, parameters, dataset, version, force, log) 
             raise UserError(f"export: version must be a positive integer, got {version}")
         if version in versions and not force:
             if Artifact(versions[version]).record().get("cache_key") == key:
-                return run_stage(SPEC, inputs=inputs, outputs={"saved_model": versions[version]},
+                return run_stage(EXPORT, inputs=inputs, outputs={"saved_model": versions[version]},
                                  parameters={**parameters, "version": version}, log=log)
             raise UserError(f"{versions[version]} already holds another export; pass --force to "
                             f"replace it, or omit the version to publish {max(versions) + 1}")
 
     staging = base / f"{STAGING_PREFIX}{version}"
-    result = run_stage(SPEC, inputs=inputs, outputs={"saved_model": staging},
+    result = run_stage(EXPORT, inputs=inputs, outputs={"saved_model": staging},
                        parameters={**parameters, "version": version}, force=force, log=log)
     final = base / str(version)
     if final.exists():  # only with force: a complete export of this pipeline (checked above)

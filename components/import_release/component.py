@@ -24,7 +24,7 @@ _LOG = logging.getLogger(__name__)
 
 SOURCE = "the authors' PyTorch-JAANet release (ECCV v1 model)"
 
-SPEC = StageSpec(
+IMPORT = StageSpec(
     name="import",
     description="turn a run folder of the authors' PyTorch release into a trained fold's model",
     inputs=(),
@@ -58,14 +58,14 @@ def run_import(*, release_dir, epoch: int, output, dataset: str, fold: int, forc
     files = module_files(release_dir, epoch)
     parameters = {"dataset": dataset, "fold": fold, "release_dir": str(release_dir),
                   "epoch": epoch, "release_sha256": {p.name: _sha256(p) for p in files.values()}}
-    return run_stage(SPEC, outputs={"model": output}, parameters=parameters, force=force, log=log)
+    return run_stage(IMPORT, outputs={"model": output}, parameters=parameters, force=force, log=log)
 
 
 def _refuse_other_stages_folder(output: Artifact) -> None:
     """The fold folder may hold a model the train stage wrote (hours of work): never replace it."""
     record = output.record() if output.is_complete() else output.started_record() or {}
     stage = record.get("stage")
-    if stage not in (None, SPEC.name):
+    if stage not in (None, IMPORT.name):
         raise UserError(f"{output.path} holds the output of the {stage} stage (per "
                         f"{output.record_path if output.is_complete() else output.path}); the "
                         "import would replace it: choose another --output_dir, or move it away")
