@@ -39,8 +39,6 @@ TRAIN = StageSpec(
         Parameter("mixed_precision", bool, False, help="float16 (GPU) / bfloat16 (CPU) compute"),
         Parameter("keep_checkpoints", int, 2, cache=False),
         Parameter("verbose", int, 2, cache=False, help="Keras progress: 0 none, 1 bar, 2 line"),
-        Parameter("stop_after_epochs", int, None, cache=False,
-                  help="test hook: stop (as if killed) after this many epochs of this run"),
     ),
     executor="components.train.executor:run_executor",
     resumable=True,
