@@ -1,4 +1,6 @@
 """JAA-Net: region learning, face alignment, global and adaptive-attention AU features, AU head."""
+import contextlib
+
 import keras
 from keras import ops
 
@@ -35,23 +37,27 @@ class JaaNet(keras.Model):
         super().__init__(**kwargs)
         config = JaaNetConfig.from_dict(config) if isinstance(config, dict) else config
         self.jaa_config = config
+        # The layers take the model's dtype policy, also when from_config gives it (a model saved
+        # under mixed precision and loaded under float32 stays mixed).
         branches = hierarchical_branches if config.region_layer == "hmr" else plain_region_branches
         first, second = config.region_channels
         init = config.initialization
-        self.region1 = RegionLayer(first, branches(first), init, name="region1")
-        self.region2 = RegionLayer(second, branches(second), init, name="region2")
-        self.alignment_features = FeatureStack(config.stack_channels, init, name="alignment_features")
-        self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units, init,
-                                        name="alignment_head")
-        self.global_features = FeatureStack(config.stack_channels, init, name="global_features")
-        self.attention = AdaptiveAttention(
-            config.aus, config.crop_size, config.width_unit, config.zeta,
-            xi=config.xi if config.initial_attention == "gaussian" else 0.0,
-            refinement=config.attention_refinement,
-            enhancement=config.lambda_enhance if config.gradient_enhancement else None,
-            merge=config.local_merge, initialization=init, name="attention")
-        self.au_head = AUHead(config.num_aus, config.hidden_units, initialization=init,
-                              name="au_head")
+        with _global_dtype_policy(self.dtype_policy):
+            self.region1 = RegionLayer(first, branches(first), init, name="region1")
+            self.region2 = RegionLayer(second, branches(second), init, name="region2")
+            self.alignment_features = FeatureStack(config.stack_channels, init,
+                                                   name="alignment_features")
+            self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units, init,
+                                            name="alignment_head")
+            self.global_features = FeatureStack(config.stack_channels, init, name="global_features")
+            self.attention = AdaptiveAttention(
+                config.aus, config.crop_size, config.width_unit, config.zeta,
+                xi=config.xi if config.initial_attention == "gaussian" else 0.0,
+                refinement=config.attention_refinement,
+                enhancement=config.lambda_enhance if config.gradient_enhancement else None,
+                merge=config.local_merge, initialization=init, name="attention")
+            self.au_head = AUHead(config.num_aus, config.hidden_units, initialization=init,
+                                  name="au_head")
         self.objective = None
         # Training progress: the objective's parts and the two headline metrics.
         self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
@@ -117,11 +123,22 @@ class JaaNet(keras.Model):
         return super().metrics + list(self.part_trackers.values()) + self.progress_metrics
 
     def get_config(self):
-        return {"config": self.jaa_config.to_dict(), "name": self.name}
+        return {**super().get_config(), "config": self.jaa_config.to_dict()}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Layers made inside take `policy` (Keras sets a policy globally or per layer, no scope)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_jaanet(preset_or_config: str | JaaNetConfig = "bp4d", **overrides) -> JaaNet:

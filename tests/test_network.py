@@ -339,18 +339,23 @@ def test_a_model_saved_before_the_initialization_field_loads(tmp_path):
 
 # -- mixed precision ---------------------------------------------------------------------------
 
+def _built_under_mixed_bfloat16():
+    """A tiny JAA-Net built while mixed_bfloat16 is the global policy (as the trainer builds it)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        return jaa_keras.build_jaanet("bp4d", **TINY)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def test_heads_and_maps_stay_float32_under_mixed_bfloat16():
     full = jaa_keras.build_jaanet("bp4d", **TINY)
     # A landmark of 123.37 px (bfloat16 steps by 0.5 there) and AU log-odds near 8, where
     # P = 0.99966 (bfloat16 rounds it to 1.0).
     full.alignment_head.output_layer.bias.assign(np.full(2 * NUM_LANDMARKS, 123.37, np.float32))
     full.au_head.output_layer.bias.assign(np.repeat([0.0, 8.0], 12).astype(np.float32))
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        mixed = jaa_keras.build_jaanet("bp4d", **TINY)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    mixed = _built_under_mixed_bfloat16()
     mixed.set_weights(full.get_weights())
     images = np.random.default_rng(9).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     expected, outputs = full(images), mixed(images)
@@ -360,6 +365,17 @@ def test_heads_and_maps_stay_float32_under_mixed_bfloat16():
     np.testing.assert_allclose(outputs["landmarks"], expected["landmarks"], atol=0.02)
     np.testing.assert_allclose(outputs["au_probability"], expected["au_probability"], atol=2e-5)
     assert np.all(outputs["au_probability"].numpy() < 1.0)
+
+
+def test_a_mixed_precision_model_stays_mixed_through_its_config_and_a_saved_file(tmp_path):
+    mixed = _built_under_mixed_bfloat16()
+    mixed.save(tmp_path / "mixed.keras")
+    # Rebuilt under the float32 default policy: from its config, and from the saved file.
+    for restored in (type(mixed).from_config(mixed.get_config()),
+                     keras.models.load_model(tmp_path / "mixed.keras")):
+        assert restored.dtype_policy.name == "mixed_bfloat16"
+        assert restored.region1.entry.compute_dtype == "bfloat16"
+        assert restored.au_head.compute_dtype == "float32"
 
 
 def test_a_training_step_reduces_the_loss_and_reports_its_parts():

@@ -10,6 +10,7 @@ import pytest
 
 import run_pipeline
 from components.base import STAGING_DIR
+from tests._processes import kill_once_exists
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -211,12 +212,16 @@ def test_user_errors_are_one_message_without_traceback(tiny_run, tmp_path, capsy
     assert "holds the 'synthetic' dataset" in err and "examples/bp4d" in err
     # A corrupt checkpoint of an unfinished run.
     fold = out / "models/synthetic/fold1"
-    changed = [*base, "--seed", "1"]  # another run than the complete one in the fold folder
-    with pytest.raises(KeyboardInterrupt):  # an unfinished run (as if killed after epoch 1)
-        _stop_after_one_epoch(changed)
+    # Another run than the complete one in the fold folder, killed after its first epoch (of
+    # many, so that it cannot end first).
+    changed = [*base, "--seed", "1", "--epochs", "20,0,0"]
+    staging = fold / STAGING_DIR
+    kill_once_exists(staging / "checkpoints" / "epoch-001" / "state.json",
+                     [sys.executable, str(REPO / "run_pipeline.py"), *changed, "--stages", "train"],
+                     cwd=out)
     # The complete model stays in the fold folder; the unfinished run is built in _STAGING.
-    assert (fold / "model.keras").is_file()
-    ckpt = sorted((fold / STAGING_DIR / "checkpoints").iterdir())[-1]
+    assert (fold / "model.keras").is_file() and not (staging / "model.keras").exists()
+    ckpt = sorted((staging / "checkpoints").iterdir())[-1]
     (ckpt / "weights.npz").write_bytes(b"garbage")
     err = error_of([*changed, "--stages", "train"])
     assert "weights.npz cannot be read" in err and str(ckpt) in err
@@ -224,12 +229,3 @@ def test_user_errors_are_one_message_without_traceback(tiny_run, tmp_path, capsy
     assert "--init_from" in error_of([*base, "--stages", "train", "--force", "--init_from",
                                       str(tmp_path / "nothing")])
 
-
-def _stop_after_one_epoch(base):
-    from components.base import run_stage
-    from components.train.component import TRAIN
-    args = run_pipeline.parse([*base, "--stages", "train"])
-    lay = run_pipeline.Layout(args.output_dir, args.dataset)
-    params = run_pipeline.train_parameters(args, 1)
-    run_stage(TRAIN, inputs={"examples": lay.examples}, outputs={"model": lay.fold(1)},
-              parameters={**params, "stop_after_epochs": 1}, force=True, log=None)

@@ -61,8 +61,6 @@ TRAIN = StageSpec(
         Parameter("keep_checkpoints", int, 2, cache=False, rule=POSITIVE),
         Parameter("verbose", int, 2, cache=False, choices=(0, 1, 2), flag=True,
                   help="Keras progress: 0 none, 1 bar, 2 one line per epoch (a terminal: 1)"),
-        Parameter("stop_after_epochs", int, None, cache=False,
-                  help="test hook: stop (as if killed) after this many epochs of this run"),
     ),
     executor="components.train.executor:run_executor",
     resumable=True,

@@ -60,8 +60,7 @@ def run_executor(inputs, outputs, params) -> dict:
         seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
         mixed_precision=params["mixed_precision"], keep_checkpoints=params["keep_checkpoints"],
         validation_buckets=params["validation_buckets"],
-        init_model_path=None if init is None else init.path, verbose=params["verbose"],
-        stop_after_epochs=params["stop_after_epochs"])
+        init_model_path=None if init is None else init.path, verbose=params["verbose"])
     return {**summary, "dataset": dataset, "fold": fold, "preset": preset_name,
             "schedule": [p.__dict__ for p in phases], "batch_size": batch_size,
             "lr_decay_every": params["lr_decay_every"] or preset["lr_decay_every"],

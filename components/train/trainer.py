@@ -1,10 +1,16 @@
 """Training one fold: phases, checkpoints each epoch, exact resume, NaN stop, TensorBoard.
 
+One Keras `fit` per phase; its callbacks step the learning rate, stop at a NaN loss, write the
+history entry and checkpoint of each epoch, and the TensorBoard logs.
+
 Layout of the fold folder (the train stage's artifact):
     model.keras       the trained model (the best validation epoch for a keep_best phase)
     checkpoints/      epoch-NNN/ {weights.npz, optimizer.npz, state.json (written last)}
-    logs/             TensorBoard event files (one scalar per metric per epoch, and the lr)
-    history.json      one entry per epoch: phase, learning rate, loss parts, f1, landmark error
+    logs/             TensorBoard: train/ and validation/ (keep_best phases) scalars per epoch
+                      (loss parts, f1, landmark error, lr, speed), attention/ the attention maps
+                      of a few faces
+    history.json      one entry per epoch: phase, learning rate, speed, loss parts, f1, landmark
+                      error, and in keep_best phases the same on the held-out subjects (val_*)
 
 Resume: epoch e's data order and augmentation depend on (seed, e) only (input_pipeline), the
 checkpoint holds the weights (BatchNorm statistics included), the optimiser's variables (momentum,
@@ -25,7 +31,9 @@ import shutil
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from components.base import UserError, read_json, write_json_atomic
 from components.train import input_pipeline as ip
@@ -36,6 +44,7 @@ CHECKPOINT_STATE = "state.json"
 # Keyed by each variable's path in the model. Written with NumPy rather than Keras' .weights.h5:
 # 0.24 s against 1.7 s for the 800 tensors of the synthetic preset's network, every epoch.
 CHECKPOINT_WEIGHTS = "weights.npz"
+ATTENTION_FACES = 3   # faces whose attention maps TensorBoard shows after each epoch
 
 
 class TrainingDiverged(UserError):
@@ -164,7 +173,6 @@ def validation_subjects(examples_dir, train_parts, one_in: int, seed: int) -> tu
 
 
 def _strategy(log):
-    import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         log(f"training on {len(gpus)} GPUs with MirroredStrategy")
@@ -178,36 +186,100 @@ def _set_trainable(model, modules):
             layer.trainable = name in modules
 
 
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(float(value))
+class _StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras's stop at the first non-finite batch loss, remembering where: (epoch, batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch, self.stopped_at = None, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.stopped_at is None:
+            self.stopped_at = (self.epoch, batch)
 
 
-class _NanStop:
-    """A Keras callback stopping at the first non-finite batch loss (made lazily: needs keras)."""
+class _EpochRecord(keras.callbacks.Callback):
+    """After each complete epoch: its history entry, the best-epoch score, and a checkpoint.
 
-    @staticmethod
-    def make():
-        import keras
+    Not Keras's BackupAndRestore or ModelCheckpoint: a checkpoint here also holds the position in
+    the schedule, the history and the best epoch so far, and the best epoch's checkpoint is kept
+    for keep_best (module doc). The epoch's speed goes into the logs too, so that the callbacks
+    after this one (TensorBoard) see it.
+    """
 
-        class NanStop(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.bad_batch = None
+    def __init__(self, *, phase, phase_index, phase_start, lr_at, batch_size, checkpoints, keep,
+                 history, best):
+        super().__init__()
+        self.phase, self.phase_index, self.phase_start = phase, phase_index, phase_start
+        self.lr_at, self.batch_size = lr_at, batch_size
+        self.checkpoints, self.keep = checkpoints, keep
+        self.history, self.best = history, best     # the run's, updated in place
+        self.epochs_done = 0
 
-            def on_train_batch_end(self, batch, logs=None):
-                loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)) and self.bad_batch is None:
-                    self.bad_batch = batch
-                    self.model.stop_training = True
-        return NanStop()
+    def _steps(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started, self.steps_before = time.perf_counter(), self._steps()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.trained = time.perf_counter()   # the speed leaves out the validation after the epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:   # cut short by the NaN stop: neither recorded nor kept
+            return
+        seconds = self.trained - self.started
+        steps = self._steps() - self.steps_before
+        speed = {"seconds": round(seconds, 2), "steps": steps,
+                 "images_per_s": round(steps * self.batch_size / max(seconds, 1e-9), 2)}
+        logs.update(speed)
+        entry = {"epoch": epoch + 1, "phase": self.phase.name,
+                 "epoch_in_phase": epoch - self.phase_start + 1,
+                 "learning_rate": self.lr_at(epoch), **speed}
+        entry.update({k: float(v) for k, v in logs.items() if k not in entry})
+        if self.phase.keep_best and "val_f1" in logs:
+            # The compiled metrics over the whole held-out set: F1 from its TP/FP/FN counts,
+            # the landmark error its mean over images (jaa_keras.metrics).
+            score = entry["val_f1"] - entry["val_landmark_error"]
+            if score > self.best["score"]:
+                self.best.update(epoch=epoch + 1, score=score)
+        self.history.append(entry)
+        state = {"global_epoch": epoch + 1, "phase": self.phase.name,
+                 "phase_index": self.phase_index, "epoch_in_phase": entry["epoch_in_phase"],
+                 "history": self.history, "best": self.best}
+        save_checkpoint(self.checkpoints, self.model, self.model.optimizer, state, self.keep,
+                        protect=[self.best["epoch"]] if self.best["epoch"] else [])
+        self.epochs_done += 1
+
+
+class _AttentionImages(keras.callbacks.Callback):
+    """TensorBoard images after each epoch: for each of a few fixed faces, the face (grey)
+    followed by the refined attention map of every AU, side by side."""
+
+    def __init__(self, log_dir: Path, faces):
+        super().__init__()
+        self.writer, self.faces = tf.summary.create_file_writer(str(log_dir)), faces
+
+    def on_epoch_end(self, epoch, logs=None):
+        maps = tf.cast(self.model(self.faces, training=False)["attention"], tf.float32)
+        size = maps.shape[1]
+        grey = tf.image.resize(tf.reduce_mean((self.faces + 1) / 2, -1, keepdims=True),
+                               (size, size))
+        tiles = tf.concat([grey, tf.clip_by_value(maps, 0, 1)], axis=-1)   # (faces, h, w, 1 + AUs)
+        strip = tf.reshape(tf.transpose(tiles, (0, 1, 3, 2)), (len(self.faces), size, -1, 1))
+        with self.writer.as_default():
+            tf.summary.image("attention", strip, step=epoch, max_outputs=len(self.faces))
+        self.writer.flush()
 
 
 def _suspects(dataset, bad_batch) -> str:
     """The records of the batch whose loss was not finite and of the one before it (its update
     produced the weights that loss was computed with), as "subject task #frame". `dataset` is the
     epoch's data again (the same order: a function of seed and epoch), read up to that batch."""
-    if bad_batch is None:
-        return ""
     named = []
     for index, (_, labels) in enumerate(dataset.take(bad_batch + 1)):
         if index >= bad_batch - 1:
@@ -241,10 +313,8 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                train_parts, batch_size=9, momentum=0.9, weight_decay=5e-4, lr_decay=0.3,
                lr_decay_every=2, seed=0, shuffle_buffer=4096, mixed_precision=False,
                keep_checkpoints=2, validation_buckets=10, init_model_path=None, verbose=1,
-               stop_after_epochs=None, log=print) -> dict:
+               log=print) -> dict:
     """Train one model; returns the summary recorded by the stage. See the module doc."""
-    import keras
-    import tensorflow as tf
     from jaa_keras import build_jaanet
     from jaa_keras.losses import JaaNetLoss
 
@@ -284,21 +354,22 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             log(f"seeded from {init_model_path}: {transfer}")
             del source
 
-        writer = tf.summary.create_file_writer(str(log_dir))
-        validation, train_split = None, None
+        record_counts = ip.file_record_counts(files, examples_dir)
+        validation, train_split, num_train = None, None, sum(record_counts)
         if keep_best:
             held_out = validation_subjects(examples_dir, train_parts, validation_buckets, seed)
             log(f"best-epoch selection on held-out training subjects {', '.join(held_out)}")
+            train_split = ("train", held_out)
+            num_train = ip.count_examples(files, train_split)
             validation = ip.make_dataset(files, num_aus, model_config.crop_size, training=False,
                                          batch_size=max(batch_size, 32),
-                                         subject_split=("validation", held_out))
-            train_split = ("train", held_out)
-        record_counts = ip.file_record_counts(files, examples_dir)
-        num_train = sum(record_counts) if train_split is None else \
-            ip.count_examples(files, train_split)
+                                         subject_split=("validation", held_out),
+                                         num_examples=sum(record_counts) - num_train)
         if num_train == 0:
             raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
         log(f"{num_train} training examples in parts {list(train_parts)}")
+        faces, _ = next(iter(ip.make_dataset(files, num_aus, model_config.crop_size,
+                                             training=False, batch_size=ATTENTION_FACES)))
 
         def epoch_data(epoch, keep_metadata=False):   # the same batches for a given epoch
             return ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
@@ -308,70 +379,55 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                                    keep_metadata=keep_metadata)
 
         t_start = time.perf_counter()
-        global_epoch = 0
         epochs_run = 0
+        phase_end = 0
         for phase_index, phase in enumerate(phases):
-            phase_end = global_epoch + phase.epochs
-            if phase_end <= start_global:
-                global_epoch = phase_end
+            phase_start, phase_end = phase_end, phase_end + phase.epochs
+            first = max(phase_start, start_global)   # the first epoch (0-based) this run trains
+            if first >= phase_end:
                 continue
             with strategy.scope():
                 _set_trainable(model, phase.modules)
-                optimizer = optimizer_for(phase, momentum, weight_decay)
                 loss = JaaNetLoss(model.config, au_weights, lambda_align=phase.lambda_align)
-                model.compile(optimizer=optimizer, objective=loss)
-            if start_global > global_epoch:  # resume inside this phase
+                model.compile(optimizer=optimizer_for(phase, momentum, weight_decay),
+                              objective=loss)
+            if first > phase_start:  # resume inside this phase
                 _load_optimizer(model.optimizer, model.trainable_variables, resume[0])
-            for epoch_in_phase in range(max(0, start_global - global_epoch), phase.epochs):
-                epoch = global_epoch + epoch_in_phase  # 0-based global epoch
-                lr = learning_rate(phase, epoch_in_phase, lr_decay, lr_decay_every)
-                model.optimizer.learning_rate.assign(lr)
-                log(f"[fold] phase {phase.name} ({phase_index + 1}/{len(phases)}), "
-                    f"epoch {epoch_in_phase + 1}/{phase.epochs} (overall {epoch + 1}/"
-                    f"{total_epochs}), lr {lr:.3g}, training {', '.join(phase.modules)}")
-                data = epoch_data(epoch)
-                nan_stop = _NanStop.make()
-                steps_before = int(model.optimizer.iterations.numpy())
-                t0 = time.perf_counter()
-                fit = model.fit(data, epochs=1, verbose=verbose, callbacks=[nan_stop], shuffle=False)
-                seconds = time.perf_counter() - t0
-                logs = {k: float(v[-1]) for k, v in fit.history.items() if v}
-                if nan_stop.bad_batch is not None or not _finite(logs.get("loss")):
-                    last = latest_checkpoint(ckpt_dir)
-                    where = f"the last good checkpoint is {last[0]}" if last else \
-                        "no checkpoint was written before it"
-                    suspects = _suspects(epoch_data(epoch, keep_metadata=True),
-                                         nan_stop.bad_batch)
-                    raise TrainingDiverged(
-                        f"the training loss became NaN in epoch {epoch + 1} (phase {phase.name}"
-                        f", batch {nan_stop.bad_batch}, lr {lr:.3g}); training stopped and "
-                        f"{where}.{suspects} Check those records' labels (landmarks, inter-ocular "
-                        "distance), or lower the learning rate (--learning_rates), and run again.")
-                steps = int(model.optimizer.iterations.numpy()) - steps_before
-                entry = {"epoch": epoch + 1, "phase": phase.name, "epoch_in_phase": epoch_in_phase + 1,
-                         "learning_rate": lr, "seconds": round(seconds, 2), "steps": steps,
-                         "images_per_s": round(steps * batch_size / max(seconds, 1e-9), 2), **logs}
-                if validation is not None and phase.keep_best:
-                    scores = evaluate_model(model, validation)
-                    entry.update({f"val_{k}": v for k, v in scores.items()})
-                    score = scores.get("mean_f1", -math.inf) - scores.get("landmark_mean_error", 0)
-                    if scores and score > best["score"]:
-                        best = {"epoch": epoch + 1, "score": score}
-                history.append(entry)
-                with writer.as_default():
-                    for k, v in entry.items():
-                        if isinstance(v, (int, float)) and k != "epoch":
-                            tf.summary.scalar(k, v, step=epoch + 1)
-                writer.flush()
-                state = {"global_epoch": epoch + 1, "phase": phase.name, "phase_index": phase_index,
-                         "epoch_in_phase": epoch_in_phase + 1, "history": history, "best": best}
-                save_checkpoint(ckpt_dir, model, model.optimizer, state, keep_checkpoints,
-                                protect=[best["epoch"]] if best["epoch"] else [])
-                epochs_run += 1
-                if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                    raise KeyboardInterrupt(f"stopped after {epochs_run} epoch(s) (test hook)")
-            global_epoch = phase_end
-            start_global = max(start_global, global_epoch)
+
+            def lr_at(epoch):   # this phase's step decay, at fit's (global, 0-based) epoch
+                return learning_rate(phase, epoch - phase_start, lr_decay, lr_decay_every)
+            log(f"[fold] phase {phase.name} ({phase_index + 1}/{len(phases)}): epochs "
+                f"{first + 1}-{phase_end} of {total_epochs}, lr {lr_at(first):.3g}, training "
+                f"{', '.join(phase.modules)}")
+            nan_stop = _StopOnNaN()
+            record = _EpochRecord(phase=phase, phase_index=phase_index, phase_start=phase_start,
+                                  lr_at=lr_at, batch_size=batch_size, checkpoints=ckpt_dir,
+                                  keep=keep_checkpoints, history=history, best=best)
+            callbacks = [nan_stop, keras.callbacks.LearningRateScheduler(lambda e, _: lr_at(e)),
+                         record,   # before TensorBoard, which then also shows the speed
+                         keras.callbacks.TensorBoard(log_dir, write_graph=False),
+                         _AttentionImages(log_dir / "attention", faces)]
+            # One fit for the phase, over its epochs' data one after the other: fit's epoch e
+            # reads epoch_data(e), exactly the batches a run resumed at e reads.
+            data = epoch_data(first)
+            for epoch in range(first + 1, phase_end):
+                data = data.concatenate(epoch_data(epoch))
+            model.fit(data, initial_epoch=first, epochs=phase_end,
+                      steps_per_epoch=math.ceil(num_train / batch_size),
+                      validation_data=validation if phase.keep_best else None,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
+            epochs_run += record.epochs_done
+            if nan_stop.stopped_at is not None:
+                epoch, batch = nan_stop.stopped_at
+                last = latest_checkpoint(ckpt_dir)
+                where = f"the last good checkpoint is {last[0]}" if last else \
+                    "no checkpoint was written before it"
+                suspects = _suspects(epoch_data(epoch, keep_metadata=True), batch)
+                raise TrainingDiverged(
+                    f"the training loss became NaN in epoch {epoch + 1} (phase {phase.name}, "
+                    f"batch {batch}, lr {lr_at(epoch):.3g}); training stopped and {where}."
+                    f"{suspects} Check those records' labels (landmarks, inter-ocular "
+                    "distance), or lower the learning rate (--learning_rates), and run again.")
 
         if keep_best and best["epoch"] is not None:
             best_path = ckpt_dir / f"epoch-{best['epoch']:03d}"
@@ -396,7 +452,6 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
 
 
 def _load_model(path):
-    import keras
     path = Path(path)
     file = path / "model.keras" if path.is_dir() else path
     if not file.is_file():
