@@ -1,10 +1,14 @@
 """The train stage's executor: resolves the model config and schedule, then trains one fold."""
 from __future__ import annotations
 
+import logging
+
 from components.base import UserError
 from components.train.presets import TRAINING_PRESETS
 from components.train.schedule import build_schedule
 from schemas.face import PARTS
+
+_LOG = logging.getLogger(__name__)
 
 
 def model_config_for(dataset: str, preset_name: str | None, overrides: dict):
@@ -30,10 +34,10 @@ def run_executor(inputs, outputs, params) -> dict:
 
     dataset, fold = params["dataset"], params["fold"]
     if dataset == "disfa" and inputs.get("init_from") is None:
-        print("[train] WARNING: training DISFA from scratch. The paper always fine-tunes DISFA from "
-              "a trained BP4D model (region, alignment and global modules, and the attention and "
-              "local branches of shared AUs); without it expect lower F1. Train BP4D first and "
-              "pass --init_from artifacts/models/bp4d.", flush=True)
+        _LOG.warning("[train] training DISFA from scratch. The paper always fine-tunes DISFA from "
+                     "a trained BP4D model (region, alignment and global modules, and the "
+                     "attention and local branches of shared AUs); without it expect lower F1. "
+                     "Train BP4D first and pass --init_from artifacts/models/bp4d.")
     examples = inputs["examples"]
     train_parts = [p for p in PARTS if p != fold]
     preset_name = resolve_preset(dataset, params["preset"])
@@ -47,11 +51,10 @@ def run_executor(inputs, outputs, params) -> dict:
     batch_size = params["batch_size"] or preset["batch_size"]
     weights = au_weights_for_fold(examples.path, fold, config.aus)
     init = inputs.get("init_from")
-    print(f"[train] {dataset} fold {fold}: parts {train_parts}, "
-          f"preset {preset_name}, schedule {params['schedule']} "
-          f"({', '.join(f'{p.name} {p.epochs} ep @ {p.learning_rate:g}' for p in phases)}), "
-          f"batch {batch_size}, crop {config.crop_size}, width unit {config.width_unit}",
-          flush=True)
+    _LOG.info("[train] %s fold %d: parts %s, preset %s, schedule %s (%s), batch %d, crop %d, "
+              "width unit %d", dataset, fold, train_parts, preset_name, schedule,
+              ", ".join(f"{p.name} {p.epochs} ep @ {p.learning_rate:g}" for p in phases),
+              batch_size, config.crop_size, config.width_unit)
     summary = train_fold(
         examples_dir=examples.path, output_dir=outputs["model"].path, model_config=config,
         phases=phases, au_weights=weights, train_parts=train_parts,

@@ -25,6 +25,7 @@ kept batch statistics. Either way the frozen layers' parameters do not move.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ from components.base import UserError, read_json, write_json_atomic
 from components.train import input_pipeline as ip
 from components.train.schedule import Phase, learning_rate, optimizer_for
 from pipeline.manifest import corrupt_record_error
+
+_LOG = logging.getLogger(__name__)
 
 CHECKPOINT_STATE = "state.json"
 # Keyed by each variable's path in the model. Written with NumPy rather than Keras' .weights.h5:
@@ -313,7 +316,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                train_parts, batch_size=9, momentum=0.9, weight_decay=5e-4, lr_decay=0.3,
                lr_decay_every=2, seed=0, shuffle_buffer=4096, mixed_precision=False,
                keep_checkpoints=2, validation_buckets=10, init_model_path=None, verbose=1,
-               log=print) -> dict:
+               log=_LOG.info) -> dict:
     """Train one model; returns the summary recorded by the stage. See the module doc."""
     from jaa_keras import build_jaanet
     from jaa_keras.losses import JaaNetLoss
