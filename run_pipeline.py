@@ -135,6 +135,9 @@ def parse(argv):
                      "--folds or leave --export_fold out")
     if args.dataset != "synthetic" and not args.data_dir and "preprocess" in args.stages:
         parser.error(f"--data_dir is required for --dataset {args.dataset}")
+    if "://" in args.output_dir and not args.data_dir and "preprocess" in args.stages:
+        parser.error(f"--output_dir {args.output_dir} is a URL: give --data_dir, a local (or "
+                     "mounted) folder for the raw data, generated there for the synthetic set")
     args.preprocessing = _preprocessing_parameters(parser, args)
     _check_import_flags(parser, args)
     return args
@@ -174,16 +177,20 @@ def _preprocessing_parameters(parser, args) -> dict:
 
 
 class Layout:
-    def __init__(self, root: str, dataset: str):
-        self.root = Path(root).resolve()
-        self.raw = self.root / "raw" / "synthetic"
-        self.examples = self.root / "examples" / dataset
-        self.models = self.root / "models" / dataset
-        self.eval = self.root / "eval" / dataset
-        self.serving = self.root / "serving" / "jaa_net"
+    """The stage folders under --output_dir (a local folder or a URL such as gs://bucket/run)."""
 
-    def fold(self, k: int) -> Path:
-        return self.models / f"fold{k}"
+    def __init__(self, root: str, dataset: str):
+        from components.base import files
+        self.root = files.normalise(root)
+        self.raw = files.join(self.root, "raw", "synthetic")
+        self.examples = files.join(self.root, "examples", dataset)
+        self.models = files.join(self.root, "models", dataset)
+        self.eval = files.join(self.root, "eval", dataset)
+        self.serving = files.join(self.root, "serving", "jaa_net")
+
+    def fold(self, k: int) -> str:
+        from components.base import files
+        return files.join(self.models, f"fold{k}")
 
 
 def _init_from(path: str | None, fold: int) -> Path | None:
@@ -210,7 +217,7 @@ def train_parameters(args, fold: int) -> dict:
 
 
 def run(args) -> dict:
-    from components.base import run_stage
+    from components.base import Artifact, run_stage
     lay = Layout(args.output_dir, args.dataset)
     results = {}
     t_total = time.perf_counter()
@@ -222,7 +229,7 @@ def run(args) -> dict:
         results["preprocess"] = run_stage(
             PREPROCESS, outputs={"examples": lay.examples}, force=args.force,
             parameters={"dataset": args.dataset,
-                        "data_dir": str(Path(args.data_dir or lay.raw).resolve()),
+                        "data_dir": str(Path(args.data_dir or lay.raw).resolve()),  # local
                         "beam_args": list(args.beam_args), **args.preprocessing})
         timings["preprocess"] = time.perf_counter() - t0
 
@@ -257,8 +264,8 @@ def run(args) -> dict:
         t0 = time.perf_counter()
         results["export"] = run_export(
             model=lay.fold(args.export_fold), output=lay.serving, dataset=args.dataset,
-            evaluation=lay.eval if (lay.eval / "_COMPLETE.json").is_file() else None,
-            examples=lay.examples if (lay.examples / "_COMPLETE.json").is_file() else None,
+            evaluation=lay.eval if Artifact(lay.eval).is_complete() else None,
+            examples=lay.examples if Artifact(lay.examples).is_complete() else None,
             force=args.force)
         timings["export"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_total
@@ -277,18 +284,18 @@ def _print_summary(args, lay, results, timings):
               f"examples, {s.get('rejected_total', '?')} rejected)")
     if IMPORT in results:
         r = results[IMPORT]
-        print(f"  import      {r.status:7s} {r.outputs['model'].path}  (epoch "
+        print(f"  import      {r.status:7s} {r.outputs['model'].uri}  (epoch "
               f"{args.import_epoch} of {args.import_release})")
     for k, r in results.get("train", {}).items():
         s = r.summary
-        print(f"  train       {r.status:7s} {r.outputs['model'].path}  ({s.get('epochs')} epochs, "
+        print(f"  train       {r.status:7s} {r.outputs['model'].uri}  ({s.get('epochs')} epochs, "
               f"{s.get('seconds', 0):.0f} s)")
     if "evaluate" in results:
         r = results["evaluate"]
-        print(f"  evaluate    {r.status:7s} {r.outputs['evaluation'].path}  (report.md, metrics.json)")
+        print(f"  evaluate    {r.status:7s} {r.outputs['evaluation'].uri}  (report.md, metrics.json)")
     if "export" in results:
         r = results["export"]
-        print(f"  export      {r.status:7s} {r.outputs['saved_model'].path}")
+        print(f"  export      {r.status:7s} {r.outputs['saved_model'].uri}")
     if "evaluate" in results:
         s = results["evaluate"].summary
         print(f"\n  held-out mean over folds {s.get('folds')}: average F1 {s.get('mean_f1', 0):.3f}, "

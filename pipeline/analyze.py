@@ -177,7 +177,7 @@ def resolve_model(given: str) -> ModelInfo:
     for serving in (path, path / "jaa_net", path / "serving" / "jaa_net"):
         version = latest_export(serving)
         if version is not None:
-            return _saved_model_info(version)
+            return _saved_model_info(Path(version))
     raise UserError(f"--model {given}: not a SavedModel folder (saved_model.pb), a TF Serving "
                     "folder with complete numbered versions (serving/jaa_net), a .keras file or a "
                     "folder holding model.keras; run the export (or train) stage first")

@@ -60,7 +60,7 @@ def test_tf_serving_layout(exported):
         assert (version / name).is_file(), name
     # Nothing but the version folder is visible to TF Serving (the staging folder was renamed).
     assert [p.name for p in exported["serving"].iterdir()] == ["1"]
-    assert latest_export(exported["serving"]) == version
+    assert Path(latest_export(exported["serving"])) == version
     summary = exported["result"].summary
     assert summary["version"] == 1 and summary["aus"] == au_names("bp4d")
     assert max(summary["verify_max_abs_diff"].values()) < 1e-3

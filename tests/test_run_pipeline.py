@@ -173,6 +173,37 @@ def _alone(out, *flags):
 
 
 @pytest.mark.slow
+def test_every_stage_writes_a_folder_that_is_not_on_the_local_disk(tiny_run):
+    """--output_dir a URL: TensorFlow's in-memory file system stands for a bucket (gs://), so
+    neither the framework nor Beam nor Keras can reach it by a local path. Preprocess writes it
+    through Beam; train, evaluate and export work in local folders copied from and to it."""
+    import tensorflow as tf
+
+    import tests._ram_filesystem  # noqa: F401  (makes ram:// a Beam file system)
+    from components.base import Artifact, files
+    url = "ram://bucket/a run"
+    argv = ["--output_dir", url, "--data_dir", str(tiny_run / "raw" / "synthetic"), *TINY,
+            *PREPROCESSING_ARGS]
+    assert run_pipeline.main(argv) == 0
+    for stage, folder in (("preprocess", "examples/synthetic"), ("train", "models/synthetic/fold1"),
+                          ("evaluate", "eval/synthetic"), ("export", "serving/jaa_net/1")):
+        assert Artifact(files.join(url, folder)).record()["stage"] == stage
+    assert files.isfile(files.join(url, "models/synthetic/fold1/model.keras"))
+    assert files.isfile(files.join(url, "eval/synthetic/report.md"))
+    assert files.listdir(files.join(url, "serving/jaa_net")) == ["1"]
+    served = tf.saved_model.load(files.join(url, "serving/jaa_net/1"))
+    assert "serving_default" in served.signatures
+    # The same command again finds every stage complete there.
+    assert all(result.skipped for result in _results(run_pipeline.run(run_pipeline.parse(argv))))
+
+
+def _results(run):
+    results = run["results"]
+    return [results["preprocess"], *results["train"].values(), results["evaluate"],
+            results["export"]]
+
+
+@pytest.mark.slow
 def test_each_stage_alone_in_a_fresh_process(tiny_run, tmp_path):
     """Train on examples an earlier preprocess left; evaluate and export the model that training
     process wrote (classes registered by the loader, not by whatever the process built before)."""

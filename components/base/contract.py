@@ -131,6 +131,10 @@ class StageSpec:
     # fn(folder) -> True when a complete output is still whole (e.g. its files match its
     # manifest): a cache hit that fails it is rebuilt instead of skipped.
     verify_output: str | Callable | None = None
+    # The executor reads and writes URL folders itself (the Beam job, whose workers cannot
+    # reach this machine's disk). Otherwise a URL input is copied to a local working folder
+    # first, and a URL output is written locally and copied up when the executor is done.
+    url_aware: bool = False
     # fn(folder) -> a few words on the work in an output folder (e.g. "checkpoints up to epoch
     # 3"), said before that work is discarded; a callable or a "module:function" string.
     describe_work: str | Callable | None = None

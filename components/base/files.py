@@ -110,10 +110,19 @@ def replace(source: str | os.PathLike, target: str | os.PathLike) -> None:
         gfile.rename(os.fspath(source), os.fspath(target), overwrite=True)
         return
     remove(target)   # an object store has no folders to rename: copy file by file
-    for relative in walk_files(source):
-        makedirs(join(target, *relative.split("/")[:-1]))
-        gfile.copy(join(source, relative), join(target, relative), overwrite=True)
+    copy_tree(source, target)
     gfile.rmtree(os.fspath(source))
+
+
+def copy_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy every file under `source` to the same place under `target` (either may be a URL)."""
+    for relative in walk_files(source):
+        destination = join(target, *relative.split("/"))
+        makedirs(join(target, *relative.split("/")[:-1]))
+        if is_remote(source) or is_remote(destination):
+            _gfile().copy(join(source, relative), destination, overwrite=True)
+        else:
+            shutil.copy2(join(source, relative), destination)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:

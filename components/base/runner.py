@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -158,7 +159,8 @@ class _Run:
         started_at = utc_now()
         work = {name: self.prepare(artifact, started_at) for name, artifact in outputs.items()}
         t0 = time.perf_counter()
-        summary = self.spec.load_executor()(self.inputs, work, self.params) or {}
+        with _local_copies(self.spec, self.inputs, work, self.log) as (inputs, outputs_here):
+            summary = self.spec.load_executor()(inputs, outputs_here, self.params) or {}
         seconds = time.perf_counter() - t0
 
         records = {}
@@ -234,7 +236,7 @@ class _Run:
             what = (f"an unfinished run started "
                     f"{(artifact.started_record() or {}).get('started_at', 'at an unknown time')}")
         describe = load(self.spec.describe_work)
-        detail = describe(artifact.path) if describe else None
+        detail = describe(artifact.path) if describe and not artifact.is_remote else None
         return f"{what} ({detail})" if detail else what
 
     def _changes(self, previous: dict) -> str:
@@ -260,6 +262,33 @@ class _Run:
             return "--force given" if self.force else "same parameters and inputs, but files " \
                 "of it are missing or changed"
         return "made with an earlier version of the pipeline's caching"
+
+
+@contextlib.contextmanager
+def _local_copies(spec: StageSpec, inputs: dict, outputs: dict, log):
+    """The executor's view of its folders. An executor that is not `url_aware` gets local
+    folders: a URL input is copied into a local working folder, and a URL output is written
+    there and copied up when the executor is done (its completion record is written after)."""
+    remote = [a for a in (*inputs.values(), *outputs.values()) if a is not None and a.is_remote]
+    if spec.url_aware or not remote:
+        yield inputs, outputs
+        return
+    with tempfile.TemporaryDirectory(prefix=f"jaa-{spec.name}-") as scratch:
+        def here(name: str, artifact: Artifact | None, download: bool) -> Artifact | None:
+            if artifact is None or not artifact.is_remote:
+                return artifact
+            local = Artifact(os.path.join(scratch, name))
+            if download:
+                log(f"[{spec.name}] copying {artifact.uri} to a local working folder")
+                files.copy_tree(artifact.uri, local.uri)
+            files.makedirs(local.uri)
+            return local
+        local_inputs = {n: here(f"in-{n}", a, True) for n, a in inputs.items()}
+        local_outputs = {n: here(f"out-{n}", a, False) for n, a in outputs.items()}
+        yield local_inputs, local_outputs
+        for name, artifact in outputs.items():
+            if artifact.is_remote:
+                files.copy_tree(local_outputs[name].uri, artifact.uri)
 
 
 def parameter_changes(old: Mapping, new: Mapping) -> list[str]:

@@ -22,14 +22,11 @@ first one's process id, and staging folders left by killed exports are removed.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-from pathlib import Path
 from typing import Callable
 
 from components import artifact_kinds as kinds
 from components.base import (COMPLETION_FILE, Artifact, ArtifactMismatchError, InputSpec,
-                             Parameter, StageResult, StageSpec, UserError, folder_lock,
+                             Parameter, StageResult, StageSpec, UserError, files, folder_lock,
                              planned_cache_key, read_json, require_literal_path, run_stage)
 
 _LOG = logging.getLogger(__name__)
@@ -62,28 +59,27 @@ EXPORT = StageSpec(
 )
 
 
-def version_folders(base: Path) -> dict[int, Path]:
-    """The numbered children of a TF Serving model folder."""
-    if not base.is_dir():
-        return {}
-    return {int(p.name): p for p in base.iterdir() if p.is_dir() and p.name.isdigit()}
+def version_folders(base) -> dict[int, str]:
+    """The numbered children of a TF Serving model folder (a local folder or a URL)."""
+    return {int(name): files.join(base, name) for name in files.listdir(base)
+            if name.isdigit() and files.isdir(files.join(base, name))}
 
 
-def _check_versions(versions: dict[int, Path], dataset: str) -> None:
+def _check_versions(versions: dict[int, str], dataset: str) -> None:
     for number in sorted(versions):
         artifact = Artifact(versions[number])
         if not artifact.is_complete():
             raise ArtifactMismatchError(
-                f"{artifact.path} is not an export of this pipeline (no {COMPLETION_FILE}); "
+                f"{artifact.uri} is not an export of this pipeline (no {COMPLETION_FILE}); "
                 "TF Serving would serve it beside ours: move it away or export into another folder")
         previous = artifact.record().get("identity", {}).get("dataset")
         if previous is not None and previous != dataset:
+            model_folder = versions[number].rsplit("/", 1)[0]
             raise ArtifactMismatchError(
-                f"{artifact.path} holds an export of dataset {previous!r} (per {artifact.record_path}), "
+                f"{artifact.uri} holds an export of dataset {previous!r} (per {artifact.record_path}), "
                 f"not {dataset!r}; TF Serving serves the highest version of a model folder, so "
                 f"clients would silently get another AU set: export into another folder (e.g. "
-                f"{artifact.path.parent.parent / (artifact.path.parent.name + '_' + dataset)}) or "
-                "remove the old versions")
+                f"{model_folder}_{dataset}) or remove the old versions")
 
 
 def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
@@ -94,9 +90,10 @@ def run_export(*, model, output, dataset: str, evaluation=None, examples=None,
 
     The model folder is locked for the whole export, so two exports cannot pick the same
     version number; a staging folder left by a killed export is removed first."""
-    base = Path(output)
+    base = files.normalise(output)
     require_literal_path(base, "export: serving folder")
-    parameters = {"dataset": dataset, "model_name": base.name or DEFAULT_MODEL_NAME, **parameters}
+    parameters = {"dataset": dataset, "model_name": files.name_of(base) or DEFAULT_MODEL_NAME,
+                  **parameters}
     inputs = {"model": model, "evaluation": evaluation, "examples": examples}
     inputs = {k: v for k, v in inputs.items() if v is not None}
     key = planned_cache_key(EXPORT, inputs=inputs, parameters=parameters)
@@ -125,37 +122,40 @@ def _export_locked(base, key, inputs, parameters, dataset, version, force, log) 
             raise UserError(f"{versions[version]} already holds another export; pass --force to "
                             f"replace it, or omit the version to publish {max(versions) + 1}")
 
-    staging = base / f"{STAGING_PREFIX}{version}"
+    staging = files.join(base, f"{STAGING_PREFIX}{version}")
     result = run_stage(EXPORT, inputs=inputs, outputs={"saved_model": staging},
                        parameters={**parameters, "version": version}, force=force, log=log)
-    final = base / str(version)
-    if final.exists():  # only with force: a complete export of this pipeline (checked above)
+    final = files.join(base, str(version))
+    if files.exists(final):  # only with force: a complete export of this pipeline (checked above)
         # Renamed aside first, so the version is missing for two renames, not a whole delete.
-        replaced = base / f"{STAGING_PREFIX}{version}-replaced"
-        os.replace(final, replaced)
-        os.replace(staging, final)
-        shutil.rmtree(replaced)
+        replaced = files.join(base, f"{STAGING_PREFIX}{version}-replaced")
+        files.replace(final, replaced)
+        files.replace(staging, final)
+        files.remove(replaced)
     else:
-        os.replace(staging, final)
+        files.replace(staging, final)
     if log:
         log(f"[export] published {final}")
     result.outputs["saved_model"] = Artifact(final)
     return result
 
 
-def _remove_abandoned_staging(base: Path, log: Callable[[str], None]) -> None:
+def _remove_abandoned_staging(base: str, log: Callable[[str], None]) -> None:
     """Remove the staging folders of exports that were killed (none runs: we hold the lock).
     Only folders this stage wrote go: its started record, or nothing at all, inside."""
-    for folder in sorted(p for p in base.iterdir() if p.name.startswith(STAGING_PREFIX)):
+    for name in files.listdir(base):
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        folder = files.join(base, name)
         artifact = Artifact(folder)
-        if not folder.is_dir() or not (artifact.is_managed() or not artifact.holds_work()):
+        if not files.isdir(folder) or not (artifact.is_managed() or not artifact.holds_work()):
             log(f"[export] leaving {folder} alone: not a staging folder of this stage")
             continue
         started = artifact.started_record() or {}
         log(f"[export] removing {folder}, left by an export that did not finish "
             f"(started {started.get('started_at', 'at an unknown time')}, process id "
             f"{started.get('pid', 'unknown')})")
-        shutil.rmtree(folder)
+        files.remove(folder)
 
 
 def best_fold(evaluation, folds) -> int:
@@ -165,18 +165,19 @@ def best_fold(evaluation, folds) -> int:
     if not folds:
         raise UserError("export: no trained model to export (train at least one fold first)")
     if evaluation is not None and Artifact(evaluation).is_complete():
-        scores = read_json(Path(evaluation) / "metrics.json", "evaluation metrics").get("folds", {})
+        scores = read_json(files.join(evaluation, "metrics.json"), "evaluation metrics").get(
+            "folds", {})
         ranked = [(-(scores[str(k)].get("mean_f1") or 0.0), k) for k in folds if str(k) in scores]
         if ranked:
             return min(ranked)[1]
     return folds[0]
 
 
-def latest_export(output) -> Path | None:
+def latest_export(output) -> str | None:
     """The newest complete version folder under serving/<model_name>, or None."""
-    complete = {n: p for n, p in version_folders(Path(output)).items() if Artifact(p).is_complete()}
+    complete = {n: p for n, p in version_folders(output).items() if Artifact(p).is_complete()}
     return complete[max(complete)] if complete else None
 
 
 def read_card_metadata(version_dir) -> dict:
-    return read_json(Path(version_dir) / "assets.extra" / "jaa_net.json", "export metadata")
+    return read_json(files.join(version_dir, "assets.extra", "jaa_net.json"), "export metadata")

@@ -45,4 +45,5 @@ PREPROCESS = StageSpec(
     executor="components.preprocess.executor:run_executor",
     read_sources="components.preprocess.executor:read_sources",
     verify_output="pipeline.job:output_intact",
+    url_aware=True,
 )
