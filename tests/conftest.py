@@ -5,7 +5,10 @@ import jaa_keras  # noqa: F401
 import pytest
 
 TINY_PER_PART = 8  # examples per part of the shared tiny dataset
-TINY_CROP = 32  # smaller than 176: serving must also resize, as the input pipeline does
+# The smallest network: crop 32 (smaller than 176: serving must also resize, as the input
+# pipeline does), width unit 1, 16 hidden units in the heads.
+TINY_NETWORK = {"width_unit": 1, "crop_size": 32, "hidden_units": 16}
+TINY_CROP = TINY_NETWORK["crop_size"]
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +21,7 @@ def tiny_artifacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_artifacts")
     examples = write_tiny_dataset(root / "examples" / "synthetic", per_part=TINY_PER_PART)
     write_unlisted_records(examples / "part1" / "stray.tfrecord.gz")
-    model = jaa_keras.build_jaanet(jaa_keras.preset("bp4d", width_unit=1, crop_size=TINY_CROP,
-                                                    hidden_units=16))
+    model = jaa_keras.build_jaanet("bp4d", **TINY_NETWORK)
     model_file = root / "tiny.keras"
     model.save(model_file)
     models = {fold: train_artifact(root / "models" / "synthetic" / f"fold{fold}", model_file, fold)
