@@ -40,5 +40,5 @@ def exported(tiny_artifacts):
     result = run_export(model=tiny_artifacts["models"][1], output=serving, dataset="synthetic",
                         examples=tiny_artifacts["examples"], log=None)
     version = result.outputs["saved_model"].path
-    return {**tiny_artifacts, "model_dir": tiny_artifacts["models"][1], "serving": serving, "result": result,
-            "version": version, "loaded": tf.saved_model.load(str(version))}
+    return {**tiny_artifacts, "model_dir": tiny_artifacts["models"][1], "serving": serving,
+            "result": result, "version": version, "loaded": tf.saved_model.load(str(version))}

@@ -98,7 +98,7 @@ def check_fit_step(case: LayerCase):
 
 def check_mixed_bfloat16(case: LayerCase):
     """Built under mixed_bfloat16, the layer keeps float32 weights and its outputs have the
-    dtypes it promises (the heads and attention maps stay float32, the rest computes in bfloat16)."""
+    dtypes it promises (heads and attention maps stay float32, the rest computes in bfloat16)."""
     with global_dtype_policy("mixed_bfloat16"):
         layer = case.make()
     outputs = layer(*case.inputs)

@@ -1,4 +1,4 @@
-"""Every serializable layer of jaa_keras through the shared layer checks (tests/layer_harness.py)."""
+"""Every serializable layer of jaa_keras through the shared checks of tests/layer_harness.py."""
 import keras
 import numpy as np
 import pytest
@@ -68,8 +68,9 @@ def test_every_registered_layer_is_checked():
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-@pytest.mark.parametrize("check", [check_config_round_trip, check_serialization, check_symbolic_call,
-                                   check_mixed_bfloat16], ids=lambda check: check.__name__[6:])
+@pytest.mark.parametrize("check", [check_config_round_trip, check_serialization,
+                                   check_symbolic_call, check_mixed_bfloat16],
+                         ids=lambda check: check.__name__[len("check_"):])
 def test_layer(check, case):
     check(case)
 

@@ -90,7 +90,8 @@ def test_align_frames_sets_aside_each_unusable_frame_with_its_reason(raw):
 
 def test_encode_examples_writes_each_face_through_the_schema_into_its_subjects_part(raw):
     record, _, frames = raw
-    usable = list({f.subject: f for f in frames if f.problem is None}.values())  # one a part
+    rejected = _planted(record, REJECTED_AS)
+    usable = list({f.subject: f for f in frames if _key(f) not in rejected}.values())  # one a part
     faces = {_key(f): (f, align_face(f.image, f.landmarks)) for f in usable}
     aligned = [AlignedFrame(*key, frame.au, face.image, face.landmarks, face.inter_ocular)
                for key, (frame, face) in faces.items()]
@@ -140,8 +141,9 @@ def test_write_examples_writes_each_part_into_its_own_folder(tmp_path):
 
 
 def test_write_rejected_writes_one_json_line_per_rejected_frame(tmp_path):
+    reasons = ["image missing", "alignment failed: implausible face"]
     rejections = [Rejection("bp4d", "F001", "T1", n, f"raw/{n}.jpg", "F001_T1.mat", reason)
-                  for n, reason in enumerate(["image missing", "alignment failed: implausible face"])]
+                  for n, reason in enumerate(reasons)]
     with _pipeline() as pipeline:
         _ = pipeline | beam.Create(rejections) | WriteRejected(str(tmp_path))
     [written] = (tmp_path / "rejected").iterdir()
