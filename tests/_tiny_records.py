@@ -95,6 +95,13 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
     return root
 
 
+def write_unlisted_records(path, count=3):
+    """Records of subject S99 dropped into an examples folder after preprocessing: no manifest
+    lists them, so no stage may read them."""
+    write_records(path, [draw_example(mean_face(), np.zeros(len(AU_SETS["bp4d"])), subject="S99",
+                                      frame=i) for i in range(count)])
+
+
 def write_manifest(root, contents: dict):
     """manifest.json listing the part files and stats.json under `root` as the preprocessing job
     lists them (path, bytes, sha256), with `contents` beside the list."""

@@ -11,47 +11,27 @@ from components.base import ArtifactMismatchError, UserError, write_completion_r
 from components.evaluate import report
 from components.evaluate.component import run_evaluate
 from components.evaluate.executor import figure_name, predictions_name
-from jaa_keras import build_jaanet, preset
+from components.train.input_pipeline import part_files
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
-from tests._tiny_records import (draw_example, mean_face, train_artifact, write_records,
-                                  write_tiny_dataset)
+from tests._tiny_records import train_artifact
+from tests.conftest import TINY_PER_PART
 
 AUS = AU_SETS["bp4d"]
 NAMES = au_names("bp4d")
-PER_PART = 8
-
-
-def _examples(root, dataset="synthetic"):
-    write_tiny_dataset(root, per_part=PER_PART)
-    write_completion_record(root, stage="preprocess", parameters={"dataset": dataset},
-                            identity={"dataset": dataset})
-    return root
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("evaluate")
-    examples = _examples(root / "examples" / "synthetic")
-    write_records(examples / "part1" / "stray.tfrecord.gz",   # dropped in after preprocessing:
-                  [draw_example(mean_face(), np.zeros(len(AUS)), subject="S99", frame=i)
-                   for i in range(3)])                       # not in the manifest, never read
-    model = build_jaanet(preset("bp4d", width_unit=1, crop_size=32, hidden_units=16))
-    model_file = root / "tiny.keras"
-    model.save(model_file)
-    models = {k: train_artifact(root / "models" / "synthetic" / f"fold{k}", model_file, k)
-              for k in (1, 2)}
-    out = root / "eval" / "synthetic"
-    result = run_evaluate(examples=examples, models=models, output=out, dataset="synthetic",
-                          batch_size=5, figure_samples=2, log=None)
-    return {"root": root, "examples": examples, "models": models, "model_file": model_file,
-            "out": out, "result": result, "model": model}
+def setup(tiny_artifacts):
+    out = tiny_artifacts["root"] / "eval" / "synthetic"
+    result = run_evaluate(examples=tiny_artifacts["examples"], models=tiny_artifacts["models"],
+                          output=out, dataset="synthetic", batch_size=5, figure_samples=2, log=None)
+    return {**tiny_artifacts, "out": out, "result": result}
 
 
 def _records(examples, part):
     """The true labels and aligned landmarks of a part, read straight through the schema."""
-    files = sorted((examples / f"part{part}").glob("data-*.tfrecord.gz"))
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files], "GZIP")]
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(part_files(examples, [part]), "GZIP")]
     parsed = parse_examples(tf.constant(serialized), len(AUS))
     return {k: v.numpy() for k, v in parsed.items()}
 
@@ -66,7 +46,7 @@ def test_outputs_and_completion(setup):
     assert metrics["dataset"] == "synthetic" and metrics["aus"] == NAMES
     assert sorted(metrics["folds"]) == ["1", "2"]
     assert metrics["paper"] is None  # synthetic data has no paper reference
-    assert result.summary["frames"] == 2 * PER_PART   # the stray file in part1 is not read
+    assert result.summary["frames"] == 2 * TINY_PER_PART   # the stray file in part1 is not read
 
 
 def test_fold_metrics_match_an_independent_computation_from_the_csv(setup):
@@ -80,7 +60,7 @@ def test_fold_metrics_match_an_independent_computation_from_the_csv(setup):
             rows = list(csv.DictReader(f))
         assert [int(r["frame"]) for r in rows] == truth["frame"].tolist()
         entry = metrics["folds"][str(fold)]
-        assert entry["frames"] == PER_PART and entry["test_part"] == fold
+        assert entry["frames"] == TINY_PER_PART and entry["test_part"] == fold
         for i, name in enumerate(NAMES):
             labels = truth["au"][:, i]
             known = labels != -1

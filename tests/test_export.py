@@ -17,11 +17,11 @@ from components.export import component as export_component
 from components.export import rest
 from components.export.component import best_fold, latest_export, read_card_metadata, run_export
 from components.export.warmup import WARMUP_FILE, read_warmup_file
-from components.train.input_pipeline import crop_landmarks_to_aligned, make_dataset
+from components.train.input_pipeline import crop_landmarks_to_aligned, make_dataset, part_files
 from schemas.example import parse_examples
 from schemas.face import AU_SETS, au_names
 from tests._tiny_records import train_artifact
-from tests.conftest import EXPORT_CROP as CROP
+from tests.conftest import TINY_CROP as CROP
 
 AUS = AU_SETS["bp4d"]
 
@@ -30,7 +30,7 @@ AUS = AU_SETS["bp4d"]
 def records(exported):
     """Part 1's serialized examples, their decoded faces, and the Keras model's outputs on the
     evaluation input pipeline (centre crop, [-1, 1]) mapped to the aligned frame: the reference."""
-    files = sorted((exported["examples"] / "part1").glob("*.tfrecord.gz"))
+    files = part_files(exported["examples"], [1])
     serialized = [r.numpy() for r in tf.data.TFRecordDataset([str(f) for f in files], "GZIP")]
     faces = parse_examples(tf.constant(serialized), len(AUS))["image"].numpy()
     images, _ = next(iter(make_dataset(files, len(AUS), CROP, training=False, batch_size=64)))

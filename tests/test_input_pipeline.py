@@ -10,7 +10,8 @@ from components.base import UserError
 from components.train import input_pipeline as ip
 from pipeline.manifest import corrupt_record_error
 from schemas.face import AU_SETS, FLIP_PERMUTATION
-from tests._tiny_records import draw_example, mean_face, write_records, write_tiny_dataset
+from tests._tiny_records import (draw_example, mean_face, write_records, write_tiny_dataset,
+                                  write_unlisted_records)
 
 AUS = AU_SETS["bp4d"]
 DOT = 22  # left inner eye corner: its mirror partner is 25
@@ -134,8 +135,7 @@ def _flip_a_byte(path):
 
 def test_a_file_the_manifest_does_not_list_is_not_read(tiny):
     stray = tiny / "part1" / "extra-00000-of-00001.tfrecord.gz"
-    write_records(stray, [draw_example(mean_face(), np.zeros(len(AUS)), subject="S99", frame=i)
-                          for i in range(3)])
+    write_unlisted_records(stray)
     files = ip.part_files(tiny, [1])
     assert files == [str(tiny / "part1" / "data-00000-of-00001.tfrecord.gz")]
     assert ip.count_examples(files) == PER_PART
@@ -181,7 +181,7 @@ def _subject_ordered_files(folder, subjects=40, frames=15, files=4):
                                  frame=n)
                     for s in range(f * per_file, min((f + 1) * per_file, subjects))
                     for n in range(frames)]
-        paths.append(folder / f"part1" / f"examples-{f:05d}-of-{files:05d}.tfrecord.gz")
+        paths.append(folder / "part1" / f"examples-{f:05d}-of-{files:05d}.tfrecord.gz")
         write_records(paths[-1], examples)
     return paths
 

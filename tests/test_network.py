@@ -19,10 +19,9 @@ from jaa_keras.layers import (AdaptiveAttention, DenseHead, InitialAttentionMaps
 from jaa_keras.losses import JaaNetLoss, attention_refine_loss
 from schemas.face import NUM_LANDMARKS
 from tests._synthetic_faces import synthetic_faces
+from tests.conftest import TINY_NETWORK as TINY
 
 REPO = Path(__file__).resolve().parents[1]
-
-TINY = dict(width_unit=1, crop_size=32, hidden_units=16)
 
 
 def count(weights) -> int:

@@ -1,6 +1,5 @@
 """BP4D raw folders: the writer produces the real layout, the reader gets every coded frame back."""
 import os
-import pickle
 
 import cv2
 import h5py
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pipeline.sources import FOLDS, DatasetLayoutError, bp4d, part_of, unknown_subjects
+from pipeline.sources import DatasetLayoutError, bp4d
 from schemas.face import AU_SETS
 
 SIZE = 32
@@ -209,50 +208,6 @@ def test_landmark_file_is_matlab_v73_shaped(tmp_path):
                 assert target.shape == (2, 49)
                 np.testing.assert_array_equal(target[0], landmarks[frame][:, 0] + 1)
                 np.testing.assert_array_equal(target[1], landmarks[frame][:, 1] + 1)
-
-
-def test_validate_root_names_what_is_missing(tmp_path):
-    with pytest.raises(DatasetLayoutError, match="not a folder"):
-        bp4d.validate_root(tmp_path / "nowhere")
-    with pytest.raises(DatasetLayoutError,
-                       match=r"AUCoding/AU_OCC/<subject>_<task>\.csv or .*AUCoding/<subject>_<task>\.csv"):
-        bp4d.validate_root(tmp_path)
-    write(tmp_path)
-    bp4d.validate_root(tmp_path)
-    os.rename(tmp_path / "2DFeatures", tmp_path / "landmarks")
-    with pytest.raises(DatasetLayoutError, match=r"no 2DFeatures/ folder.*2DFeatures/<subject>_<task>\.mat"):
-        bp4d.validate_root(tmp_path)
-
-
-def test_subject_filter_keeps_only_those_and_names_absent_ones(tmp_path):
-    write(tmp_path, "F001", "T1")
-    write(tmp_path, "F001", "T2")
-    write(tmp_path, "M001", "T1")
-
-    units = bp4d.list_units(tmp_path, subjects=["F001"])
-
-    assert [(u.subject, u.task) for u in units] == [("F001", "T1"), ("F001", "T2")]
-    with pytest.raises(DatasetLayoutError, match="no labels for subject.*F002"):
-        bp4d.list_units(tmp_path, subjects=["F001", "F002"])
-
-
-def test_units_survive_pickling_as_beam_ships_them(tmp_path):
-    write(tmp_path)
-    [unit] = bp4d.list_units(tmp_path)
-    shipped = pickle.loads(pickle.dumps(unit))
-    assert shipped == unit and hash(shipped) == hash(unit)
-    assert [raw.frame for raw in bp4d.read_unit(shipped)] == list(FRAMES)
-
-
-def test_official_bp4d_parts():
-    parts = FOLDS["bp4d"]
-    subjects = [s for part in parts for s in part]
-    assert [len(part) for part in parts] == [14, 14, 13]
-    assert sorted(subjects) == sorted({f"F{i:03d}" for i in range(1, 24)} | {f"M{i:03d}" for i in range(1, 19)})
-    assert part_of("bp4d", "F001") == 1 and part_of("bp4d", "M018") == 2 and part_of("bp4d", "M009") == 3
-    assert unknown_subjects("bp4d", ["F001", "F024", "SN001"]) == ["F024", "SN001"]
-    with pytest.raises(DatasetLayoutError, match="F024"):
-        part_of("bp4d", "F024")
 
 
 # -- rows that cannot become examples: marked with their reason, or the file named ------------

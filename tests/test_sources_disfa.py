@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from pipeline.sources import FOLDS, DatasetLayoutError, disfa, part_of, unknown_subjects
+from pipeline.sources import DatasetLayoutError, disfa
 from schemas.face import AU_SETS, DISFA_66_TO_49
 
 SIZE = 32
@@ -155,34 +155,3 @@ def test_label_file_problems_name_the_file(tmp_path):
     os.remove(tmp_path / "ActionUnit_Labels/SN001/SN001_au9.txt")
     with pytest.raises(DatasetLayoutError, match=r"SN001_au9\.txt"):
         read_all(tmp_path)
-
-
-def test_validate_root_names_what_is_missing(tmp_path):
-    with pytest.raises(DatasetLayoutError, match="not a folder"):
-        disfa.validate_root(tmp_path / "nowhere")
-    with pytest.raises(DatasetLayoutError, match=r"ActionUnit_Labels/<subject>/<subject>_au1\.txt"):
-        disfa.validate_root(tmp_path)
-    write(tmp_path)
-    disfa.validate_root(tmp_path)
-    os.rename(tmp_path / "Landmark_Points", tmp_path / "points")
-    with pytest.raises(DatasetLayoutError, match=r"no Landmark_Points/ folder.*Landmark_Points/<subject>"):
-        disfa.validate_root(tmp_path)
-
-
-def test_subject_filter(tmp_path):
-    write(tmp_path, "SN001")
-    write(tmp_path, "SN002", name_style="l0")
-    assert [u.subject for u in disfa.list_units(tmp_path)] == ["SN001", "SN002"]
-    assert [u.subject for u in disfa.list_units(tmp_path, subjects={"SN002"})] == ["SN002"]
-    with pytest.raises(DatasetLayoutError, match="no labels for subject.*SN003"):
-        disfa.list_units(tmp_path, subjects=["SN003"])
-
-
-def test_official_disfa_parts():
-    parts = FOLDS["disfa"]
-    subjects = [s for part in parts for s in part]
-    absent = {14, 15, 19, 20, 22}
-    assert [len(part) for part in parts] == [9, 9, 9]
-    assert sorted(subjects) == [f"SN{i:03d}" for i in range(1, 33) if i not in absent]
-    assert part_of("disfa", "SN032") == 1 and part_of("disfa", "SN031") == 2 and part_of("disfa", "SN029") == 3
-    assert unknown_subjects("disfa", ["SN001", "SN014"]) == ["SN014"]
