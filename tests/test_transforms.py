@@ -73,12 +73,12 @@ def test_align_frames_sets_aside_each_unusable_frame_with_its_reason(raw):
     # The frames are read in the pipeline: beam.Create would compress every decoded image into
     # the pipeline's graph (15 s here).
     outputs = pipeline | beam.Create(units) | ReadUnits() | AlignFrames()
-    assert_that(outputs.aligned | "Aligned" >> beam.Map(_key),
+    assert_that(outputs["aligned"] | "Aligned" >> beam.Map(_key),
                 equal_to([_key(f) for f in frames if _key(f) not in rejected]), label="aligned")
-    assert_that(outputs.aligned | "Shapes" >> beam.Map(lambda f: (f.image.shape, f.landmarks.shape))
+    assert_that(outputs["aligned"] | "Shapes" >> beam.Map(lambda f: (f.image.shape, f.landmarks.shape))
                 | beam.Distinct(), equal_to([((200, 200, 3), (49, 2))]), label="aligned shapes")
     sources = {_key(f): f.image_source for f in frames}
-    assert_that(outputs.rejected | "Rejected" >> beam.Map(
+    assert_that(outputs["rejected"] | "Rejected" >> beam.Map(
         lambda r: (_key(r), r.category, r.image_source == sources[_key(r)])),
         equal_to([(key, reason, True) for key, reason in rejected.items()]), label="rejected")
     counters = _counters(pipeline.run())
@@ -93,7 +93,8 @@ def test_encode_examples_writes_each_face_through_the_schema_into_its_subjects_p
     rejected = _planted(record, REJECTED_AS)
     usable = list({f.subject: f for f in frames if _key(f) not in rejected}.values())  # one a part
     faces = {_key(f): (f, align_face(f.image, f.landmarks)) for f in usable}
-    aligned = [AlignedFrame(*key, frame.au, face.image, face.landmarks, face.inter_ocular)
+    aligned = [AlignedFrame(frame.dataset, *key, frame.image_source, frame.landmark_source,
+                            frame.au, face.image, face.landmarks, face.inter_ocular)
                for key, (frame, face) in faces.items()]
 
     def check(examples):
@@ -112,14 +113,14 @@ def test_encode_examples_writes_each_face_through_the_schema_into_its_subjects_p
             assert np.abs(parsed["image"][i].numpy().astype(int) - face.image).mean() < 3  # q95
 
     with _pipeline() as pipeline:
-        assert_that(pipeline | beam.Create(aligned) | EncodeExamples("bp4d", jpeg_quality=95),
-                    check)
+        encoded = pipeline | beam.Create(aligned) | EncodeExamples("bp4d", jpeg_quality=95)
+        assert_that(encoded["examples"], check)
 
 
 def _examples(parts):
     """One real serialized example per entry of `parts` (its part), for the writers."""
-    return [Example(part, f"S{n}", (1, 0), draw_example(mean_face(), np.zeros(12), subject=f"S{n}",
-                                                        frame=n))
+    return [Example(part, f"S{n}", "T1", (1, 0),
+                    draw_example(mean_face(), np.zeros(12), subject=f"S{n}", frame=n))
             for n, part in enumerate(parts)]
 
 
@@ -159,8 +160,8 @@ def test_tally_counts_frames_parts_rejections_and_sequence_pairings():
 
     frames = [frame("T1", n, "first image") for n in range(3)] + [
         frame("T2", n, None) for n in range(2)] + [frame("T3", 0, "first coded frame")]
-    examples = [Example(1, "S1", (1, 0), b""), Example(1, "S2", (1, -1), b""),
-                Example(3, "S3", (0, 0), b"")]
+    examples = [Example(1, "S1", "T1", (1, 0), b""), Example(1, "S2", "T1", (1, -1), b""),
+                Example(3, "S3", "T1", (0, 0), b"")]
     rejections = [Rejection.of(frame("T2", 0, None), "image missing"),
                   Rejection.of(frame("T2", 1, None), "alignment failed: implausible face"),
                   Rejection.of(frame("T1", 2, None), "image missing")]
