@@ -198,6 +198,28 @@ PREPROCESS_LIKE = StageSpec(
     read_sources=_fingerprint_raw, verify_output=_examples_whole)
 
 
+def test_a_value_outside_its_rule_is_refused_from_code_as_on_the_command_line(tmp_path):
+    """The rule a flag checks (components/base/cli.py) holds when a stage is called from code."""
+    from components.base.contract import POSITIVE, POSITIVE_REAL, Rule
+    spec = StageSpec("numbers", (), ("numbers",), (
+        Parameter("count", int, rule=POSITIVE),
+        Parameter("rates", list, [1.0], item=float, rule=POSITIVE_REAL,
+                  whole=Rule(lambda v: len(v) <= 3, "lists more than 3 values")),
+    ), _write_numbers)
+    out = {"numbers": tmp_path / "numbers"}
+    with pytest.raises(ParameterError, match=r"'count' must be a positive integer, got 0"):
+        run_stage(spec, outputs=out, parameters={"count": 0}, log=None)
+    with pytest.raises(ParameterError, match=r"'rates': each value must be a finite number > 0, "
+                                             r"got nan"):
+        run_stage(spec, outputs=out, parameters={"count": 1, "rates": [0.1, float("nan")]},
+                  log=None)
+    with pytest.raises(ParameterError, match=r"'rates' \[1.0, 1.0, 1.0, 1.0\] lists more than 3"):
+        run_stage(spec, outputs=out, parameters={"count": 1, "rates": [1, 1, 1, 1]}, log=None)
+    assert not (tmp_path / "numbers").exists()
+    assert run_stage(spec, outputs=out, parameters={"count": 2, "rates": [1, 0.5]},
+                     log=None).summary == {"count": 2}
+
+
 def test_a_source_folder_is_checked_and_fingerprinted_and_a_broken_output_rebuilt(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "examples"
     run = lambda: run_stage(PREPROCESS_LIKE, outputs={"examples": out}, log=None,  # noqa: E731

@@ -205,8 +205,8 @@ def test_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(examples, t
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint_and_a_corrupt_one_is_named(
         examples, tmp_path):
     out = tmp_path / "fold1"
-    # lr 0.01 in epoch 1, then x 1e30: the loss becomes NaN in epoch 2.
-    nan_params = _params(epochs=[3, 0, 0], learning_rates=[0.01], lr_decay=1e30, lr_decay_every=1)
+    # lr 0.01 in epoch 1 (phase "all"), then 1e30 in phase "alignment": NaN in epoch 2.
+    nan_params = _params(epochs=[1, 2, 0], learning_rates=[0.01, 1e30, 0.01])
     with pytest.raises(UserError, match=r"NaN in epoch 2.*last good checkpoint is .*epoch-001"):
         run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": out},
                   parameters=nan_params, log=None)
