@@ -1,5 +1,5 @@
 """The forms the network does not use, kept to measure against (bench_network) and to check the
-used forms against (tests/test_network.py).
+used forms against (tests/jaa_keras/test_network.py).
 
 - `patchwise_loop`: a region layer's per-patch BN-ReLU-conv as the straightforward loop over
   patches, reading each patch's slice of a `PatchwiseConv`'s grouped weights.

@@ -9,7 +9,7 @@ for the columnar format.
 
 `request_to_inputs` converts a body into the signature's input tensors the way the server does;
 `predict` runs it through a `tf.saved_model.load`ed model and shapes the reply like the server,
-so a client's JSON can be checked offline against the Keras model (tests/test_export.py). A body
+so a client's JSON can be checked offline against the Keras model (tests/components/test_export.py). A body
 the server would refuse gets the server's error reply instead, {"error": "<message>"}, with a
 message that says what to send.
 """

@@ -18,10 +18,10 @@ from pipeline import analyze
 from pipeline.align import align_face, transform_points
 from schemas.face import au_names
 from tests._tiny_records import mean_face
-from tests.test_tracker import _moving_video
+from tests.pipeline.test_tracking import _moving_video
 
 AUS = au_names("bp4d")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_raw_images_signature_aligns_like_the_pipeline(exported):

@@ -21,7 +21,7 @@ from schemas.face import NUM_LANDMARKS
 from tests._synthetic_faces import synthetic_faces
 from tests.conftest import TINY_NETWORK as TINY
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def count(weights) -> int:

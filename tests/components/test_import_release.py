@@ -20,7 +20,7 @@ from components.base import Artifact, UserError
 from components.import_release.component import run_import
 from components.import_release.pth_reader import UnsafePickleError, read_state_dict
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pytorch_release"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "pytorch_release"
 EPOCH = 7
 MODULES = ("region_learning", "align_net", "local_attention_refine", "local_au_net",
            "global_au_feat", "au_net")
@@ -141,7 +141,7 @@ def test_a_tensor_reading_past_its_storage_is_refused(tmp_path):
 # -- the stage ---------------------------------------------------------------------------------
 def cli(*flags):
     return subprocess.run([sys.executable, "run_pipeline.py", *flags], capture_output=True,
-                          text=True, cwd=Path(__file__).parents[1])
+                          text=True, cwd=Path(__file__).parents[2])
 
 
 @pytest.fixture(scope="module")

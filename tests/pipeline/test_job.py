@@ -27,7 +27,7 @@ from pipeline.synthetic import REJECTED_PLANTS, SyntheticSpec, generate
 from schemas.example import parse_examples
 from schemas.face import AU_SETS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = SyntheticSpec(subjects=3, tasks=2, frames=6, seed=2)
 REASONS = {"no_landmarks": ("no landmarks", "landmark file missing"),

@@ -18,7 +18,7 @@ from tests._processes import kill_once_exists
 from tests._tiny_records import (draw_example, write_manifest, write_records,
                                   write_tiny_dataset)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 TINY = {"width_unit": 1, "crop_size": 32, "hidden_units": 16}
 
 

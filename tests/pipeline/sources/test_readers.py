@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 
 from pipeline.sources import FOLDS, DatasetLayoutError, bp4d, disfa, part_of, unknown_subjects
-from tests import test_sources_bp4d as bp4d_files
-from tests import test_sources_disfa as disfa_files
+from tests.pipeline.sources import test_bp4d as bp4d_files
+from tests.pipeline.sources import test_disfa as disfa_files
 
 
 @dataclass(frozen=True)
