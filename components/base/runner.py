@@ -356,15 +356,21 @@ def _check_identity(spec: StageSpec, artifact: Artifact, identity: dict) -> None
     if artifact.is_complete():
         record_file = artifact.record_path
         record = files.read_json(record_file, "completion record")
-        previous = record.get("identity", {}) if isinstance(record, dict) else {}
     else:
         record_file = artifact.join(STARTED_FILE)
-        previous = (artifact.started_record() or {}).get("identity", {})
+        record = artifact.started_record() or {}
         if not artifact.is_managed() and artifact.entries():
             raise ArtifactMismatchError(
                 f"{artifact.uri} exists, is not empty and was not written by this pipeline (no "
                 f"{COMPLETION_FILE} or {STARTED_FILE}); remove it or choose another output "
                 "folder")
+    record = record if isinstance(record, dict) else {}
+    if record.get("stage") not in (None, spec.name):  # e.g. a trained model, hours of work
+        raise ArtifactMismatchError(
+            f"{artifact.uri} holds the output of the {record['stage']} stage (per "
+            f"{record_file}); the {spec.name} stage would replace it: choose another output "
+            "folder, or move it away")
+    previous = record.get("identity", {})
     for name, value in identity.items():
         if name in previous and previous[name] != value:
             raise ArtifactMismatchError(

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from components.base import Artifact, Parameter, StageResult, StageSpec, UserError, run_stage
+from components.base import Parameter, StageResult, StageSpec, run_stage
 from schemas.face import PARTS
 
 _LOG = logging.getLogger(__name__)
@@ -53,22 +53,11 @@ def run_import(*, release_dir, epoch: int, output, dataset: str, fold: int, forc
                log: Callable[[str], None] | None = _LOG.info) -> StageResult:
     """Import epoch `epoch` of the run folder `release_dir` as fold `fold`'s model in `output`."""
     from components.import_release.mapping import module_files
-    _refuse_other_stages_folder(Artifact(output))
     release_dir = Path(release_dir).resolve()
     files = module_files(release_dir, epoch)
     parameters = {"dataset": dataset, "fold": fold, "release_dir": str(release_dir),
                   "epoch": epoch, "release_sha256": {p.name: _sha256(p) for p in files.values()}}
     return run_stage(IMPORT, outputs={"model": output}, parameters=parameters, force=force, log=log)
-
-
-def _refuse_other_stages_folder(output: Artifact) -> None:
-    """The fold folder may hold a model the train stage wrote (hours of work): never replace it."""
-    record = output.record() if output.is_complete() else output.started_record() or {}
-    stage = record.get("stage")
-    if stage not in (None, IMPORT.name):
-        raise UserError(f"{output.path} holds the output of the {stage} stage (per "
-                        f"{output.record_path if output.is_complete() else output.path}); the "
-                        "import would replace it: choose another --output_dir, or move it away")
 
 
 def release_provenance(parameters: dict) -> dict | None:

@@ -36,7 +36,7 @@ NUMBERS = StageSpec(
 SUM = StageSpec(
     name="sum", inputs=(InputSpec("numbers"), InputSpec("extra", optional=True)),
     outputs=("total",), parameters=(Parameter("scale", float, 1.0),),
-    executor="tests.test_components_base:_sum_numbers")
+    executor="tests.components.test_base:_sum_numbers")
 
 
 @pytest.fixture(autouse=True)
