@@ -126,7 +126,7 @@ def parse(argv):
     if bad:
         parser.error(f"unknown stage(s) {bad}; choose from {','.join(STAGES + (IMPORT,))}")
     if args.folds is None:
-        args.folds = [1] if args.dataset == "synthetic" else [1, 2, 3]
+        args.folds = [1] if args.dataset == "synthetic" else list(PARTS)
     if args.export_fold is None:
         args.export_fold = args.folds[0]
     elif "train" in args.stages and args.export_fold not in args.folds:
