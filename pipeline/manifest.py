@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 from components.base import UserError
 
@@ -114,7 +115,9 @@ def corrupt_record_error(examples_dir, files, error: Exception) -> Exception:
                                            if entry["path"] in wanted])
     if not damaged:
         return error
-    reason = str(getattr(error, "message", error)).strip().splitlines()[-1]
+    # TensorFlow's own words, without the graph node it wraps them in ("{{function_node ...}}").
+    reason = re.sub(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\].*", "",
+                    str(getattr(error, "message", error)).strip().splitlines()[-1])
     return UserError(
         f"reading the examples failed ({reason}): {', '.join(damaged)} changed after it was "
         "checked at the start of this run; restore it from a copy or run the preprocess stage "

@@ -158,7 +158,7 @@ def test_a_record_damaged_while_reading_is_named(tiny):
     assert files[0] not in str(error.value)     # TensorFlow names no file
     raised = corrupt_record_error(tiny, files, error.value)
     assert isinstance(raised, UserError) and files[0] in str(raised)
-    assert "incorrect data check" in str(raised)
+    assert "inflate() failed" in str(raised) and "function_node" not in str(raised)  # zlib's why
 
 
 def test_no_manifest_or_a_part_it_does_not_list_is_a_clear_error(tiny, tmp_path):
