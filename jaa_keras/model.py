@@ -42,7 +42,7 @@ class JaaNet(keras.Model):
         branches = hierarchical_branches if config.region_layer == "hmr" else plain_region_branches
         first, second = config.region_channels
         init = config.initialization
-        with _global_dtype_policy(self.dtype_policy):
+        with global_dtype_policy(self.dtype_policy):
             self.region1 = RegionLayer(first, branches(first), init, name="region1")
             self.region2 = RegionLayer(second, branches(second), init, name="region2")
             self.alignment_features = FeatureStack(config.stack_channels, init,
@@ -131,7 +131,7 @@ class JaaNet(keras.Model):
 
 
 @contextlib.contextmanager
-def _global_dtype_policy(policy):
+def global_dtype_policy(policy):
     """Layers made inside take `policy` (Keras sets a policy globally or per layer, no scope)."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)

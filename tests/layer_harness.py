@@ -1,12 +1,13 @@
 """The checks every serializable layer of jaa_keras must pass (in the spirit of keras-hub's
 TestCase.run_layer_test): config round trip, serialization, a symbolic call, one training step,
 and the dtypes it promises under mixed_bfloat16. Each check takes a `LayerCase`."""
-import contextlib
 import dataclasses
 import re
 
 import keras
 import numpy as np
+
+from jaa_keras.model import global_dtype_policy
 
 MOVED = 1e-5  # a step's change of a trained weight here is over 1e-4, rounding noise under 2e-6
 
@@ -31,16 +32,6 @@ class LayerCase:
 
     def __str__(self):
         return self.layer_class.__name__
-
-
-@contextlib.contextmanager
-def global_dtype_policy(name):
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _numpy(outputs):

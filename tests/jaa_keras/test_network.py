@@ -17,6 +17,7 @@ from benchmarks.alternative_forms import au_branches_loop, patchwise_loop
 from jaa_keras.layers import (AdaptiveAttention, DenseHead, InitialAttentionMaps, PatchwiseConv,
                               RegionLayer, hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss, attention_refine_loss
+from jaa_keras.model import global_dtype_policy
 from schemas.face import NUM_LANDMARKS
 from tests._synthetic_faces import synthetic_faces
 from tests.conftest import TINY_NETWORK as TINY
@@ -340,12 +341,8 @@ def test_a_model_saved_before_the_initialization_field_loads(tmp_path):
 
 def _built_under_mixed_bfloat16():
     """A tiny JAA-Net built while mixed_bfloat16 is the global policy (as the trainer builds it)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
+    with global_dtype_policy("mixed_bfloat16"):
         return jaa_keras.build_jaanet("bp4d", **TINY)
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def test_heads_and_maps_stay_float32_under_mixed_bfloat16():
