@@ -52,6 +52,9 @@ class Artifact:
     def __eq__(self, other):
         return isinstance(other, Artifact) and self.uri == other.uri
 
+    def __hash__(self):
+        return hash(self.uri)
+
     @property
     def is_remote(self) -> bool:
         return files.is_remote(self.uri)
