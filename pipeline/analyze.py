@@ -606,6 +606,7 @@ def main(argv=None) -> list:
 
 
 if __name__ == "__main__":
-    from components.startup import configure_logging
+    from components.startup import configure_logging, import_tensorflow_quietly
     configure_logging("INFO")   # its progress lines; Beam's INFO chatter stays hidden
+    import_tensorflow_quietly()  # without TensorFlow's start-up notices (no CUDA driver, ...)
     main()
