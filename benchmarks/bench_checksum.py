@@ -14,7 +14,8 @@ import statistics
 import tempfile
 import time
 
-from pipeline.manifest import damaged_files, stream_sha256
+from components.base.files import stream_sha256
+from pipeline.manifest import damaged_files
 
 BP4D_BYTES = 146_000 * 15_000
 

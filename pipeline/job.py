@@ -54,7 +54,7 @@ from apache_beam.runners.runner import PipelineState
 from components.base import COMPLETION_FILE, UserError, files, package_versions
 from components.startup import LOG_LEVELS, configure_logging
 from jaa_keras.au_weights import au_loss_weights
-from pipeline.manifest import MANIFEST_FILE, STATS_FILE
+from pipeline.manifest import MANIFEST_FILE, STATS_FILE, damaged_files, listed_entries
 from pipeline.options import PreprocessOptions, refuse_unknown_flags
 from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
 from pipeline.synthetic import SyntheticSpec, ensure
@@ -370,12 +370,9 @@ def output_intact(folder: str | os.PathLike) -> bool:
     hashing costs seconds per GB, against the hours a rebuild takes)."""
     folder = os.fspath(folder)
     try:
-        listed = files.read_json(files.join(folder, MANIFEST_FILE))["files"]
-    except (UserError, KeyError, TypeError):
+        changed = damaged_files(folder, listed_entries(folder))
+    except UserError:   # no manifest, or one that lists nothing
         return False
-    changed = [f["path"] for f in listed if not files.exists(files.join(folder, f["path"]))
-               or files.size(files.join(folder, f["path"])) != f["bytes"]
-               or files.sha256(files.join(folder, f["path"])) != f["sha256"]]
     if changed:
         _LOG.warning("%s has a completion record but %s of its manifest %s missing or changed; "
                      "rebuilding", folder, ", ".join(changed[:5]),

@@ -15,32 +15,21 @@ No Beam and no Keras here: the training and evaluation stages import this module
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 
-from components.base import UserError
+from components.base import UserError, files
 
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
-_BLOCK = 1 << 20
-
-
-def stream_sha256(stream) -> str:
-    """Hex sha256 of a binary stream read to its end."""
-    digest = hashlib.sha256()
-    for block in iter(lambda: stream.read(_BLOCK), b""):
-        digest.update(block)
-    return digest.hexdigest()
 
 
 def listed_entries(examples_dir) -> list[dict]:
     """Every entry of the manifest: {"path" (relative, "/"-separated), "bytes", "sha256", ...}."""
-    manifest_path = os.path.join(os.fspath(examples_dir), MANIFEST_FILE)
+    manifest_path = files.join(examples_dir, MANIFEST_FILE)
     try:
-        with open(manifest_path, encoding="utf-8") as f:
-            listed = json.load(f)["files"]
+        listed = json.loads(files.read_bytes(manifest_path))["files"]
         return [entry for entry in listed if {"path", "bytes", "sha256"} <= set(entry)]
     except FileNotFoundError:
         raise UserError(f"{manifest_path} is missing: it lists the examples to read; run the "
@@ -91,15 +80,15 @@ def _verify(examples_dir, entries) -> None:
 
 
 def damaged_files(examples_dir, entries) -> list[str]:
-    """Paths of the entries whose file is missing, of another size or another sha256."""
+    """Paths of the entries whose file is missing, of another size or another sha256 (a local
+    folder or a URL)."""
     damaged = []
     for entry in entries:
-        path = os.path.join(os.fspath(examples_dir), entry["path"])
+        path = files.join(examples_dir, *entry["path"].split("/"))
         try:
-            with open(path, "rb") as f:
-                intact = (os.fstat(f.fileno()).st_size == entry["bytes"]
-                          and stream_sha256(f) == entry["sha256"])
-        except OSError:
+            intact = (files.exists(path) and files.size(path) == entry["bytes"]
+                      and files.sha256(path) == entry["sha256"])
+        except OSError:   # unreadable
             intact = False
         if not intact:
             damaged.append(path)

@@ -139,13 +139,18 @@ def size(path: str | os.PathLike) -> int:
     return _gfile().stat(os.fspath(path)).length if is_remote(path) else os.path.getsize(path)
 
 
-def sha256(path: str | os.PathLike) -> str:
+def stream_sha256(stream) -> str:
+    """Hex sha256 of a binary stream read to its end."""
     digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256(path: str | os.PathLike) -> str:
     opener = _gfile().GFile(os.fspath(path), "rb") if is_remote(path) else open(path, "rb")
     with opener as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return stream_sha256(f)
 
 
 def write_json_atomic(path: str | os.PathLike, value: Any) -> None:

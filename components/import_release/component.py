@@ -12,12 +12,12 @@ The executor is components/import_release/executor.py.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Callable
 
 from components.base import Parameter, StageResult, StageSpec, run_stage
+from components.base.files import sha256
 from schemas.face import PARTS
 
 _LOG = logging.getLogger(__name__)
@@ -41,22 +41,14 @@ IMPORT = StageSpec(
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_import(*, release_dir, epoch: int, output, dataset: str, fold: int, force: bool = False,
                log: Callable[[str], None] | None = _LOG.info) -> StageResult:
     """Import epoch `epoch` of the run folder `release_dir` as fold `fold`'s model in `output`."""
     from components.import_release.mapping import module_files
     release_dir = Path(release_dir).resolve()
-    files = module_files(release_dir, epoch)
+    release = module_files(release_dir, epoch)
     parameters = {"dataset": dataset, "fold": fold, "release_dir": str(release_dir),
-                  "epoch": epoch, "release_sha256": {p.name: _sha256(p) for p in files.values()}}
+                  "epoch": epoch, "release_sha256": {p.name: sha256(p) for p in release.values()}}
     return run_stage(IMPORT, outputs={"model": output}, parameters=parameters, force=force, log=log)
 
 
