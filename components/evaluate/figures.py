@@ -82,3 +82,87 @@ def _bare(ax) -> None:
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
+
+
+def inpainting_figure(path: str | Path, masked: np.ndarray, inpainted: np.ndarray,
+                      true: np.ndarray, *, captions: list[str] | None = None,
+                      title: str | None = None, dpi: int = 100) -> Path:
+    """RoI inpainting (docs/auxiliary-tasks.md): per face, one row of the masked input, the
+    network's inpainted face (its output inside the masked squares, the input elsewhere: what
+    the task asks it to recover) and the true face. All (N, S, S, 3) uint8."""
+    columns = (("masked input", masked), ("inpainted", inpainted), ("true face", true))
+    return _image_rows(path, columns, captions, title, dpi)
+
+
+def flow_figure(path: str | Path, faces: np.ndarray, target: np.ndarray, predicted: np.ndarray,
+                *, captions: list[str] | None = None, title: str | None = None,
+                dpi: int = 100) -> Path:
+    """Single-image optical flow (docs/auxiliary-tasks.md): per face, the face with the target
+    flow drawn as arrows, then the target and the predicted flow in the colour-wheel coding
+    (hue: direction, saturation: length, white: no motion), one length scale for the whole
+    figure. faces (N, S, S, 3) uint8; target, predicted (N, F, F, 2) (dx, dy) in crop pixels."""
+    target, predicted = np.asarray(target, np.float32), np.asarray(predicted, np.float32)
+    scale = max(float(np.percentile(np.linalg.norm(target, axis=-1), 99)), 1e-3)
+    faces = np.asarray(faces)
+    # Arrows magnified so that the figure's longest ones span about a twelfth of the face.
+    magnify = faces.shape[1] / 12 / scale
+    columns = (("target flow", faces), ("target", flow_colours(target, scale)),
+               ("predicted", flow_colours(predicted, scale)))
+    return _image_rows(path, columns, captions,
+                       (title + "\n" if title else "")
+                       + f"full colour = {scale:.2f} px; arrows x {magnify:.1f}",
+                       dpi, arrows={0: (target, magnify)})
+
+
+def flow_colours(flow: np.ndarray, scale: float) -> np.ndarray:
+    """(..., 2) flow -> (..., 3) uint8 colour-wheel image: hue from the direction, saturation
+    from the length relative to `scale` (clipped at 1), full brightness."""
+    from matplotlib.colors import hsv_to_rgb
+    dx, dy = flow[..., 0], flow[..., 1]
+    hue = (np.arctan2(-dy, -dx) / (2 * np.pi)) % 1.0
+    saturation = np.clip(np.hypot(dx, dy) / scale, 0.0, 1.0)
+    hsv = np.stack([hue, saturation, np.ones_like(hue)], axis=-1)
+    return np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
+
+
+def _image_rows(path, columns, captions, title, dpi, arrows=None) -> Path:
+    """A figure of one row per face, one column per (heading, (N, H, W, 3) uint8 images); where
+    `arrows` maps a column to ((N, F, F, 2) flows, magnification), they are drawn over its
+    images."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(columns[0][1])
+    cell = 1.6
+    top_inches = 0.65 if title else 0.3
+    height = cell * n + top_inches + 0.05
+    fig = Figure(figsize=(cell * len(columns) + 0.5, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(n, len(columns), wspace=0.04, hspace=0.06, left=0.1, right=0.98,
+                            bottom=0.05 / height, top=1 - top_inches / height)
+    for i in range(n):
+        for j, (heading, images) in enumerate(columns):
+            ax = fig.add_subplot(grid[i, j])
+            size = images[i].shape[0]
+            ax.imshow(images[i], extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+            if arrows and j in arrows:
+                flows, magnify = arrows[j]
+                flow = flows[i]
+                step = size / flow.shape[0]
+                centres = (np.arange(flow.shape[0]) + 0.5) * step - 0.5
+                every = max(1, flow.shape[0] // 12)
+                x, y = np.meshgrid(centres[::every], centres[::every])
+                ax.quiver(x, y, flow[::every, ::every, 0], flow[::every, ::every, 1],
+                          color="#ffdd00", angles="xy", scale_units="xy", scale=1 / magnify,
+                          width=0.012)
+            if i == 0:
+                ax.set_title(heading, fontsize=8)
+            if j == 0 and captions:
+                ax.set_ylabel(captions[i], fontsize=7)
+            _bare(ax)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 0.06 / height, va="top")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

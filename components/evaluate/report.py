@@ -138,6 +138,17 @@ def _au_table(names: list[str], methods: list[tuple[str, dict]]) -> list[str]:
     return _table(header, rows)
 
 
+def _training_data(entry: dict) -> str:
+    """How a fold's model was trained, as far as the auxiliary tasks go (docs/auxiliary-tasks.md)."""
+    tasks = entry.get("auxiliary") or []
+    said = (f"trained with the auxiliary task{'s' if len(tasks) > 1 else ''} "
+            f"{' and '.join(tasks)}" if tasks else "trained without auxiliary tasks")
+    fraction = entry.get("label_fraction")
+    if fraction is not None and fraction < 1:
+        said += f", on the AU codes of {_pct(fraction)} % of the training frames"
+    return said
+
+
 def render_report(metrics: dict, figures: list[str] | None = None,
                   predictions: list[str] | None = None) -> str:
     """report.md from the content of metrics.json."""
@@ -176,12 +187,27 @@ def render_report(metrics: dict, figures: list[str] | None = None,
     out += _table([""] + [m for m, _ in lm_methods], rows)
     out += ["", "## Models and data", ""]
     for k, e in folds.items():
-        out.append(f"- fold {k}: `{e['model']}` tested on part {e['test_part']} ({e['frames']} frames)")
-    if figures:
+        out.append(f"- fold {k}: `{e['model']}` tested on part {e['test_part']} ({e['frames']} "
+                   f"frames); {_training_data(e)}")
+    figures = figures or []
+    attention = [f for f in figures if f.startswith("attention")]
+    if attention:
         out += ["", "## Attention maps (like the paper's Fig. 4)", "",
                 "Per sample face: the predefined (initial) attention maps from the predicted landmarks, "
                 "then the refined maps, one column per AU.", ""]
-        out += [f"![attention maps]({f})" for f in figures]
+        out += [f"![attention maps]({f})" for f in attention]
+    inpainting = [f for f in figures if f.startswith("inpainting")]
+    if inpainting:
+        out += ["", "## RoI inpainting (auxiliary task)", "",
+                "Per sample face: AU-centred squares masked, the network's recovery of them, the "
+                "true face.", ""]
+        out += [f"![RoI inpainting]({f})" for f in inpainting]
+    flow = [f for f in figures if f.startswith("flow")]
+    if flow:
+        out += ["", "## Single-image optical flow (auxiliary task)", "",
+                "Per sample face: the target flow to a later frame (arrows), then target and "
+                "prediction in the colour-wheel coding (hue: direction, saturation: length).", ""]
+        out += [f"![optical flow]({f})" for f in flow]
     if predictions:
         out += ["", "## Per-frame predictions", ""]
         out += [f"- `{p}`" for p in predictions]
