@@ -32,6 +32,18 @@ class PreprocessOptions(PipelineOptions):
         parser.add_argument("--synthetic_frames", type=int, default=SyntheticSpec.frames,
                             help="frames per synthetic sequence")
         parser.add_argument("--synthetic_seed", type=int, default=SyntheticSpec.seed)
+        parser.add_argument("--synthetic_smooth", action="store_true",
+                            default=SyntheticSpec.smooth,
+                            help="expressions and head pose change gradually within a "
+                                 "synthetic sequence (for the optical-flow task)")
+        parser.add_argument("--synthetic_uncoded_frames", type=int,
+                            default=SyntheticSpec.uncoded_frames,
+                            help="images with landmarks but no AU codes after the coded "
+                                 "frames of every synthetic sequence")
+        parser.add_argument("--synthetic_unlabelled_tasks", type=int,
+                            default=SyntheticSpec.unlabelled_tasks,
+                            help="more tasks per synthetic subject, with images and landmarks "
+                                 "but no AU file")
 
 
 def refuse_unknown_flags(parser, flags: list[str]) -> None:

@@ -182,8 +182,8 @@ def read_au_codes(path) -> tuple[np.ndarray, np.ndarray]:
     return values[:, 0].astype(np.int64), codes
 
 
-def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict, codes: dict,
-                   header_style: str = "numbered", au_folder: str = "AU_OCC",
+def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict,
+                   codes: dict | None, header_style: str = "numbered", au_folder: str = "AU_OCC",
                    landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
                    landmark_entries: str = "coded") -> None:
     """Write one subject-task in BP4D's raw layout.
@@ -191,7 +191,9 @@ def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict,
     frames     {frame: RGB uint8 image, or bytes written verbatim (a corrupt JPEG)}; a frame listed
                in `codes` but absent here has no image file
     landmarks  {frame: (49, 2) 0-based pixels or None}; written 1-based, [] for None or absent
-    codes      {frame: {AU number: 0, 1 or 9}}; AUs not given are written as 9 (not coded)
+    codes      {frame: {AU number: 0, 1 or 9}}; AUs not given are written as 9 (not coded).
+               None: a sequence nobody coded, no AU file at all (landmark_entries must be
+               "images")
     header_style  "numbered" (100 columns 0..99) or "named" (frame, then AU01, AU02, ...)
     au_folder     "AU_OCC" (AUCoding/AU_OCC/) or "flat" (AUCoding/)
     landmark_entries "coded": one pred entry per frame of the coded span, entry k is frame
@@ -199,11 +201,15 @@ def write_sequence(root, subject: str, task: str, frames: dict, landmarks: dict,
                      the last image in `frames`, entry k is frame first_image + k (see module doc)
     """
     root = os.fspath(root)
+    if codes is None and landmark_entries != "images":
+        raise ValueError("a sequence without codes has no coded span to pair landmarks with: "
+                         "pass landmark_entries='images'")
     image_folder = os.path.join(root, IMAGES_DIR, subject, task)
     os.makedirs(image_folder, exist_ok=True)
     for frame, image in frames.items():
         imageio.write_jpeg(os.path.join(image_folder, image_name(subject, frame)), image)
-    _write_au_codes(_label_path(root, subject, task, au_folder), codes, header_style)
+    if codes is not None:
+        _write_au_codes(_label_path(root, subject, task, au_folder), codes, header_style)
 
     if landmark_entries == "coded":
         start, stop = min(codes) + landmark_offset, max(codes) + 1 + landmark_offset

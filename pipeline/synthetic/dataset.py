@@ -6,19 +6,29 @@ one) and the BP4D / DISFA readers read the folders as they read the real ones. E
 from the seed: subject k and its sequences come from generators seeded with (seed, k, ...), so
 asking for more subjects or frames leaves the existing ones as they were.
 
+A sequence's frames are independent draws (each its own expression and pose), or, with `smooth`,
+a motion (motion.py) whose optical flow between nearby frames is the AUs' own. For the
+self-supervised tasks of RTATL (issue 11) a BP4D set may also hold images without codes:
+`uncoded_frames` after the coded ones of every sequence (the landmark file then has one entry
+per image), and `unlabelled_tasks` sequences per subject with images and landmarks but no AU
+file. The record (SYNTHETIC.json) lists every sequence with its coded and uncoded frames.
+
 Planted bad frames (each kind once per dataset, on distinct frames):
   BP4D   landmarks missing (x2), a truncated JPEG, a missing image file, landmarks collapsed to
          one point (alignment must reject it), and code 9 (not coded) on a run of frames and on
-         single AUs -- code 9 frames stay in the data with -1 labels.
+         single AUs -- code 9 frames stay in the data with -1 labels. Among the frames without
+         codes (record "planted_uncoded"): landmarks missing on an uncoded frame, a truncated
+         JPEG in an unlabelled sequence, when there are such frames.
   DISFA  landmark files missing (x2), collapsed landmarks, an intensity outside 0-5 (read as -1).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
@@ -28,6 +38,7 @@ from pipeline.sources import bp4d, disfa
 from pipeline.sources.folds import FOLDS
 from pipeline.synthetic.face import make_identity, random_pose
 from pipeline.synthetic.labels import sample_intensities, strengths
+from pipeline.synthetic.motion import smooth_states
 from pipeline.synthetic.render import render_face
 
 MARKER = "SYNTHETIC.json"
@@ -37,9 +48,14 @@ LANDMARK_NOISE = 0.3               # pixels: annotation jitter of the stored lan
 BP4D_TASKS = tuple(f"T{i}" for i in range(1, 9))
 BP4D_PLANTS = ("no_landmarks", "no_landmarks", "corrupt_jpeg", "missing_image",
                "degenerate_landmarks", "not_coded_run", "not_coded_au", "not_coded_au")
+UNCODED_PLANTS = ("no_landmarks",)       # among the uncoded frames of the coded sequences
+UNLABELLED_PLANTS = ("corrupt_jpeg",)    # among the frames of the unlabelled sequences
 DISFA_PLANTS = ("no_landmarks", "no_landmarks", "degenerate_landmarks", "bad_intensity")
 # Planted frames that the job must reject, and the other ones (kept, with -1 labels).
 REJECTED_PLANTS = {"no_landmarks", "corrupt_jpeg", "missing_image", "degenerate_landmarks"}
+# The fields added after the first records were written, with the values that generate what a
+# record without them describes: such a set is still reused.
+LATER_FIELDS = {"smooth": False, "uncoded_frames": 0, "unlabelled_tasks": 0}
 _LOG = logging.getLogger(__name__)
 
 
@@ -54,6 +70,9 @@ class SyntheticSpec:
     frames: int = 13               # frames per sequence (BP4D task or DISFA video)
     seed: int = 0
     plant_bad_frames: bool = True
+    smooth: bool = False           # expressions and pose change gradually within a sequence
+    uncoded_frames: int = 0        # BP4D: images after the coded frames of every sequence
+    unlabelled_tasks: int = 0      # BP4D: more tasks per subject, with images but no AU file
 
     def __post_init__(self):
         if self.layout not in ("bp4d", "disfa"):
@@ -64,6 +83,15 @@ class SyntheticSpec:
         if not 1 <= self.tasks <= len(BP4D_TASKS) or self.frames < 2:
             raise ValueError(f"synthetic set needs 1-8 tasks and >= 2 frames per sequence, "
                              f"not {self.tasks} tasks of {self.frames} frames")
+        if self.uncoded_frames < 0 or self.unlabelled_tasks < 0:
+            raise ValueError(f"uncoded frames and unlabelled tasks cannot be negative, not "
+                             f"{self.uncoded_frames} and {self.unlabelled_tasks}")
+        if self.tasks + self.unlabelled_tasks > len(BP4D_TASKS):
+            raise ValueError(f"BP4D has {len(BP4D_TASKS)} tasks: {self.tasks} coded and "
+                             f"{self.unlabelled_tasks} unlabelled are too many")
+        if self.layout == "disfa" and (self.uncoded_frames or self.unlabelled_tasks):
+            raise ValueError("uncoded frames and unlabelled tasks are for the BP4D layout only "
+                             "(every DISFA frame has its intensities)")
 
 
 def subject_names(layout: str, count: int) -> list[str]:
@@ -90,10 +118,13 @@ def generate(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
         raise FileExistsError(f"synthetic dataset folder {root!r} is not empty")
     os.makedirs(root, exist_ok=True)
     writer = _write_bp4d if spec.layout == "bp4d" else _write_disfa
-    planted, frames = writer(root, spec)
+    written = writer(root, spec)
     names = subject_names(spec.layout, spec.subjects)
-    record = {"spec": asdict(spec), "frames": frames, "frame_size": list(FRAME_SIZE),
-              "subjects": {name: 1 + i % 3 for i, name in enumerate(names)}, "planted": planted,
+    record = {"spec": asdict(spec), "frames": written.frames, "frame_size": list(FRAME_SIZE),
+              "subjects": {name: 1 + i % 3 for i, name in enumerate(names)},
+              "planted": written.planted, "uncoded_frames": written.uncoded_frames,
+              "unlabelled_frames": written.unlabelled_frames,
+              "planted_uncoded": written.planted_uncoded, "sequences": written.sequences,
               "files": _sizes(root)}
     with open(os.path.join(root, MARKER), "w") as f:
         json.dump(record, f, indent=2)
@@ -110,7 +141,8 @@ def ensure(root, spec: SyntheticSpec = SyntheticSpec()) -> dict:
         _finish_publishing(root)
         record = _read_marker(root)
         if record is not None:
-            changes = parameter_changes(record.get("spec") or {}, asdict(spec))
+            changes = parameter_changes({**LATER_FIELDS, **(record.get("spec") or {})},
+                                        asdict(spec))
             missing = _missing_files(root, record)
             if not changes and not missing:
                 return record
@@ -224,6 +256,34 @@ def _frame(identity, task, rng):
     return image, points.astype(np.float32), jaw.astype(np.float32), intensities
 
 
+def _sequence(identity, task_of, spec: SyntheticSpec, seed: list[int], rng):
+    """The frames of one sequence, in order and without end, as _frame returns them.
+
+    Independent frames draw from `rng` one after the other (`task_of(i)`: frame i's task);
+    smooth ones (`task_of(k)`: expression keyframe k's task) from generators of their own seeded
+    from `seed`, so that what else draws from `rng` (the plants) changes no frame."""
+    if not spec.smooth:
+        for i in itertools.count():
+            yield _frame(identity, task_of(i), rng)
+    expression_rng, pose_rng, noise_rng = (np.random.default_rng(seed + [k]) for k in (1, 2, 3))
+    for state in smooth_states(identity, task_of, FRAME_SIZE, expression_rng, pose_rng):
+        image, points, jaw = render_face(identity, state.strengths, state.pose, FRAME_SIZE,
+                                         look=state.look)
+        points = points + noise_rng.normal(0, LANDMARK_NOISE, points.shape)
+        yield image, points.astype(np.float32), jaw.astype(np.float32), state.intensities
+
+
+@dataclass
+class _Written:
+    """What a writer wrote, for the record."""
+    frames: int                     # coded frames (what the AU readers read)
+    planted: list[dict]             # planted bad frames among them
+    sequences: list[dict]           # subject, task, first frame, coded and uncoded frames
+    uncoded_frames: int = 0         # images after the coded frames of the coded sequences
+    unlabelled_frames: int = 0      # images of the sequences without an AU file
+    planted_uncoded: list[dict] = field(default_factory=list)   # planted among those two
+
+
 def _plan_plants(kinds, sequences, frames_per_sequence, rng) -> dict[tuple[int, int], str]:
     """Distinct (sequence, frame index) for each planted kind."""
     total = sequences * frames_per_sequence
@@ -234,34 +294,97 @@ def _plan_plants(kinds, sequences, frames_per_sequence, rng) -> dict[tuple[int, 
             for p, kind in zip(picks, kinds)}
 
 
-def _write_bp4d(root, spec: SyntheticSpec) -> tuple[list[dict], int]:
+def _write_bp4d(root, spec: SyntheticSpec) -> _Written:
     names = subject_names("bp4d", spec.subjects)
-    plants = _plan_plants(BP4D_PLANTS if spec.plant_bad_frames else (),
-                          spec.subjects * spec.tasks, spec.frames,
+    sequences, images_per_sequence = spec.subjects * spec.tasks, spec.frames + spec.uncoded_frames
+    unlabelled = spec.subjects * spec.unlabelled_tasks
+    planting = spec.plant_bad_frames
+    plants = _plan_plants(BP4D_PLANTS if planting else (), sequences, spec.frames,
                           np.random.default_rng([spec.seed, 999]))
-    planted = []
+    if spec.uncoded_frames == 1:
+        plants = _first_image_kept(plants)
+    uncoded_plants = _plan_plants(UNCODED_PLANTS if planting and spec.uncoded_frames else (),
+                                  sequences, spec.uncoded_frames,
+                                  np.random.default_rng([spec.seed, 998]))
+    unlabelled_plants = _plan_plants(UNLABELLED_PLANTS if planting and unlabelled else (),
+                                     unlabelled, images_per_sequence,
+                                     np.random.default_rng([spec.seed, 997]))
+    written = _Written(frames=sequences * spec.frames, planted=[], sequences=[],
+                       uncoded_frames=sequences * spec.uncoded_frames,
+                       unlabelled_frames=unlabelled * images_per_sequence)
+    landmark_entries = "images" if spec.uncoded_frames else "coded"
     for s, subject in enumerate(names):
         identity = make_identity(subject, np.random.default_rng([spec.seed, s]))
-        tasks = sorted({BP4D_TASKS[(3 * s + k) % 8] for k in range(spec.tasks)})
-        for t, task in enumerate(tasks):
-            rng = np.random.default_rng([spec.seed, s, t + 1])
+        order = [BP4D_TASKS[(3 * s + k) % 8] for k in range(spec.tasks + spec.unlabelled_tasks)]
+        for t, task in enumerate(sorted(order[:spec.tasks])):
+            seed = [spec.seed, s, t + 1]
+            rng = np.random.default_rng(seed)
             start = int(rng.integers(1, 900))
+            frames = _sequence(identity, lambda _: task, spec, seed, rng)
             images, landmarks, codes = {}, {}, {}
             for i in range(spec.frames):
                 frame = start + i
-                image, points, _, intensities = _frame(identity, task, rng)
+                image, points, _, intensities = next(frames)
                 images[frame], landmarks[frame] = image, points
                 codes[frame] = {au: int(intensities[au] >= 2) for au in bp4d.AUS}
             for i in range(spec.frames):
                 kind = plants.get((s * spec.tasks + t, i))
                 if kind:
                     _plant_bp4d(kind, start + i, images, landmarks, codes, rng)
-                    planted.append({"subject": subject, "task": task, "frame": start + i,
-                                    "kind": kind})
+                    written.planted.append({"subject": subject, "task": task, "frame": start + i,
+                                            "kind": kind})
+            for i in range(spec.uncoded_frames):   # after the plants: those leave them as they are
+                frame = start + spec.frames + i
+                images[frame], landmarks[frame], _, _ = next(frames)
+                kind = uncoded_plants.get((s * spec.tasks + t, i))
+                if kind:
+                    _plant_bp4d(kind, frame, images, landmarks, codes, rng)
+                    written.planted_uncoded.append({"subject": subject, "task": task,
+                                                    "frame": frame, "kind": kind})
             bp4d.write_sequence(root, subject, task, images, landmarks, codes,
                                 header_style=("numbered", "named")[(s + t) % 2],
-                                au_folder="flat" if s == 1 else "AU_OCC")
-    return planted, spec.subjects * spec.tasks * spec.frames
+                                au_folder="flat" if s == 1 else "AU_OCC",
+                                landmark_entries=landmark_entries)
+            written.sequences.append({"subject": subject, "task": task, "first": start,
+                                      "coded": spec.frames, "uncoded": spec.uncoded_frames,
+                                      "labelled": True})
+        for u, task in enumerate(sorted(order[spec.tasks:])):
+            seed = [spec.seed, s, 9 + u]   # past the coded tasks' seeds (t + 1 <= 8)
+            rng = np.random.default_rng(seed)
+            start = int(rng.integers(1, 900))
+            frames = _sequence(identity, lambda _: task, spec, seed, rng)
+            images, landmarks = {}, {}
+            for i in range(images_per_sequence):
+                images[start + i], landmarks[start + i], _, _ = next(frames)
+                kind = unlabelled_plants.get((s * spec.unlabelled_tasks + u, i))
+                if kind:
+                    _plant_bp4d(kind, start + i, images, landmarks, None, rng)
+                    written.planted_uncoded.append({"subject": subject, "task": task,
+                                                    "frame": start + i, "kind": kind})
+            bp4d.write_sequence(root, subject, task, images, landmarks, None,
+                                landmark_entries="images")
+            written.sequences.append({"subject": subject, "task": task, "first": start,
+                                      "coded": 0, "uncoded": images_per_sequence,
+                                      "labelled": False})
+    return written
+
+
+def _first_image_kept(plants: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
+    """The plants with a missing image moved off the first frame of its sequence (swapped with
+    the second's plant, if any). With one uncoded frame a missing first image would leave the
+    images' span (first to last image) as long as the coded span, so the reader could not tell
+    which of the two the landmark entries follow (bp4d.landmark_anchor)."""
+    for (sequence, index), kind in plants.items():
+        if kind == "missing_image" and index == 0:
+            moved = dict(plants)
+            second = moved.pop((sequence, 1), None)
+            moved[(sequence, 1)] = kind
+            if second:
+                moved[(sequence, 0)] = second
+            else:
+                del moved[(sequence, 0)]
+            return moved
+    return plants
 
 
 def _plant_bp4d(kind, frame, images, landmarks, codes, rng):
@@ -281,18 +404,21 @@ def _plant_bp4d(kind, frame, images, landmarks, codes, rng):
         codes[frame][int(rng.choice(bp4d.AUS))] = bp4d.NOT_CODED
 
 
-def _write_disfa(root, spec: SyntheticSpec) -> tuple[list[dict], int]:
+def _write_disfa(root, spec: SyntheticSpec) -> _Written:
     names = subject_names("disfa", spec.subjects)
     plants = _plan_plants(DISFA_PLANTS if spec.plant_bad_frames else (), spec.subjects,
                           spec.frames, np.random.default_rng([spec.seed, 999]))
-    planted = []
+    planted, sequences = [], []
     for s, subject in enumerate(names):
         identity = make_identity(subject, np.random.default_rng([spec.seed, s]))
-        rng = np.random.default_rng([spec.seed, s, 1])
+        seed = [spec.seed, s, 1]
+        rng = np.random.default_rng(seed)
+        # DISFA's one video per subject passes through the emotions of BP4D's tasks in turn
+        frames = _sequence(identity, lambda i: BP4D_TASKS[(s + i) % 8], spec, seed, rng)
         images, landmarks66 = [], []
         intensities = {au: np.zeros(spec.frames, np.int64) for au in disfa.CODED_AUS}
         for i in range(spec.frames):
-            image, points, jaw, levels = _frame(identity, BP4D_TASKS[(s + i) % 8], rng)
+            image, points, jaw, levels = next(frames)
             images.append(image)
             landmarks66.append(np.concatenate([jaw, points]))
             for au in disfa.CODED_AUS:
@@ -308,4 +434,6 @@ def _write_disfa(root, spec: SyntheticSpec) -> tuple[list[dict], int]:
                 planted.append({"subject": subject, "task": "", "frame": i + 1, "kind": kind})
         disfa.write_subject(root, subject, images, landmarks66, intensities,
                             name_style=("SN", "l0")[s % 2])
-    return planted, spec.subjects * spec.frames
+        sequences.append({"subject": subject, "task": "", "first": 1, "coded": spec.frames,
+                          "uncoded": 0, "labelled": True})
+    return _Written(frames=spec.subjects * spec.frames, planted=planted, sequences=sequences)

@@ -198,7 +198,11 @@ def random_pose(identity: Identity, rng: np.random.Generator, frame_size: tuple[
     centre = np.array([width, height]) / 2 + rng.uniform(-max_shift, max_shift, 2) * [width, height]
     angle = rng.uniform(-max_angle, max_angle)
     scale = identity.face_scale * rng.uniform(0.9, 1.1)
-    # place the canonical point (0, 0.45), the middle of the face, at `centre`
-    a = np.deg2rad(angle)
+    return centred_pose(angle, scale, centre)
+
+
+def centred_pose(angle_deg: float, scale: float, centre) -> Pose:
+    """The pose that puts the middle of the face (canonical point (0, 0.45)) at pixel `centre`."""
+    a = np.deg2rad(angle_deg)
     middle = scale * np.array([-np.sin(a), np.cos(a)]) * 0.45
-    return Pose(angle_deg=angle, scale=scale, offset=tuple(centre - middle))
+    return Pose(angle_deg=angle_deg, scale=scale, offset=tuple(np.asarray(centre) - middle))

@@ -53,3 +53,10 @@ def strengths(intensities: dict[int, int], rng: np.random.Generator) -> dict[int
     """What the renderer draws: the level's strength with a little jitter (none at 0)."""
     return {au: float(np.clip(STRENGTH[level] + (rng.uniform(-0.05, 0.05) if level else 0), 0, 1))
             for au, level in intensities.items()}
+
+
+def level_of(strength: float) -> int:
+    """The intensity level (0-5) whose drawn strength is nearest: a frame between two expressions
+    is labelled by what it shows. A drawn level comes back as itself (its jitter is under half
+    the gap between levels), and present (>= 2) begins half-way from a trace to level 2."""
+    return int(np.argmin(np.abs(STRENGTH - strength)))

@@ -18,6 +18,7 @@ _ONE = 1 << _SHIFT
 _SCLERA = (236, 234, 228)
 _TEETH = (238, 232, 214)
 _MOUTH = (70, 22, 28)
+NOISE_MARGIN = 64               # rows of noise beyond a frame's height: the windows to choose from
 
 
 def _mix(colour, factor: float, towards=(0, 0, 0)) -> tuple:
@@ -149,10 +150,36 @@ def _draw_wrinkles(c: _Canvas, p: np.ndarray, jaw: np.ndarray, s: dict, skin):
             c.ellipse(chin + (dx, dy), (0.018, 0.018), dark(17, 0.4))
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a frame shows besides the face and its pose: where the eyes look and what the camera
+    does (uneven light, gain, sensor noise)."""
+    gaze: tuple                 # iris offset, canonical units
+    light: tuple                # brightness slope across the frame, left-right and top-bottom
+    gain: float
+    noise_top: int              # the window of the fixed noise image this frame takes
+    noise_level: float          # signed: the noise is added or subtracted
+
+
+def random_look(rng: np.random.Generator) -> Look:
+    """A look of its own for one frame."""
+    gaze = rng.normal(0, 0.012, 2)
+    direction = rng.normal(size=2)
+    direction *= rng.uniform(0.0, 0.12) / np.hypot(*direction)
+    gain = float(rng.uniform(0.85, 1.12))
+    top = int(rng.integers(0, NOISE_MARGIN))
+    level = float(rng.uniform(1.5, 4.0) * rng.choice((-1, 1)))
+    return Look(gaze=tuple(gaze), light=tuple(float(d) for d in direction), gain=gain,
+                noise_top=top, noise_level=level)
+
+
 def render_face(identity: Identity, strengths: dict[int, float], pose: Pose, size: tuple[int, int],
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                rng: np.random.Generator | None = None, look: Look | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An RGB uint8 frame of `size` (width, height) and the 49 landmarks and 17 jaw points drawn
-    (pixels, 0-based)."""
+    (pixels, 0-based). `look` None draws one from `rng`."""
+    if look is None:
+        look = random_look(rng)
     width, height = size
     points, jaw = deform(identity, strengths)
     image = np.empty((height, width, 3), np.uint8)
@@ -167,7 +194,7 @@ def render_face(identity: Identity, strengths: dict[int, float], pose: Pose, siz
         c.ellipse((side * jaw[-1, 0] * 0.98, 0.3), (0.1, 0.2), _mix(skin, 0.12))
     c.fill(_head_outline(jaw), skin)
 
-    gaze = rng.normal(0, 0.012, 2)
+    gaze = np.asarray(look.gaze)
     for eye, upper, lower in ((slice(19, 25), [19, 20, 21, 22], [22, 23, 24, 19]),
                               (slice(25, 31), [25, 26, 27, 28], [28, 29, 30, 25])):
         c.fill(points[eye], _SCLERA)
@@ -196,7 +223,7 @@ def render_face(identity: Identity, strengths: dict[int, float], pose: Pose, siz
         c.ellipse((points[a] + points[b]) / 2 + (0, 0.0), (0.04, 0.022), _mix(skin, 0.6))
 
     _draw_mouth(c, points, strengths, identity)
-    return _finish(image, rng), pose.apply(points), pose.apply(jaw)
+    return _finish(image, look), pose.apply(points), pose.apply(jaw)
 
 
 def _draw_mouth(c: _Canvas, p: np.ndarray, s: dict, identity: Identity):
@@ -215,26 +242,19 @@ def _draw_mouth(c: _Canvas, p: np.ndarray, s: dict, identity: Identity):
     c.line(np.concatenate([p[[31]], upper_inner, p[[37]]]), _mix(_MOUTH, 0.2), 0.015)
 
 
-def _finish(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _finish(image: np.ndarray, look: Look) -> np.ndarray:
     """Camera look: a little blur, uneven light, gain and sensor noise."""
     height, width = image.shape[:2]
     work = _workspace(height, width)
     cv2.GaussianBlur(image, (3, 3), 0.7, dst=image)
-    direction = rng.normal(size=2)
-    direction *= rng.uniform(0.0, 0.12) / np.hypot(*direction)
-    cv2.addWeighted(work.xs, float(direction[0]), work.ys, float(direction[1]),
-                    float(rng.uniform(0.85, 1.12)), dst=work.light)
+    cv2.addWeighted(work.xs, look.light[0], work.ys, look.light[1], look.gain, dst=work.light)
     cv2.merge([work.light] * 3, dst=work.light3)
     np.copyto(work.frame, image, casting="unsafe")
     cv2.multiply(work.frame, work.light3, dst=work.frame)
-    top = int(rng.integers(0, _NOISE_MARGIN))
-    cv2.scaleAdd(work.noise[top:top + height], float(rng.uniform(1.5, 4.0) * rng.choice((-1, 1))),
-                 work.frame, dst=work.frame)
+    top = look.noise_top
+    cv2.scaleAdd(work.noise[top:top + height], look.noise_level, work.frame, dst=work.frame)
     np.clip(work.frame, 0, 255, out=work.frame)
     return work.frame.astype(np.uint8)
-
-
-_NOISE_MARGIN = 64
 
 
 @dataclass
@@ -253,7 +273,7 @@ class _Workspace:
 def _workspace(height: int, width: int) -> _Workspace:
     ys, xs = np.meshgrid(np.linspace(-1, 1, height, dtype=np.float32),
                          np.linspace(-1, 1, width, dtype=np.float32), indexing="ij")
-    noise = np.random.default_rng(0).standard_normal((height + _NOISE_MARGIN, width, 3), np.float32)
+    noise = np.random.default_rng(0).standard_normal((height + NOISE_MARGIN, width, 3), np.float32)
     frame = np.empty((height, width, 3), np.float32)
     return _Workspace(xs=xs, ys=ys, light=np.empty_like(xs), light3=np.empty_like(frame),
                       frame=frame, noise=noise)

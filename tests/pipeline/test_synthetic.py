@@ -1,22 +1,30 @@
 """The built-in synthetic dataset: readable as BP4D / DISFA, bad frames planted, AUs local."""
+import dataclasses
 import hashlib
+import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
 from jaa_keras.au_centres import AU_CENTRE_RULES
-from pipeline.align import AlignmentError, align_face
-from pipeline.sources import bp4d, disfa
+from pipeline.align import AlignmentError, align_face, alignment_matrix
+from pipeline.sources import bp4d, disfa, matlab
 from pipeline.sources.folds import part_of
 from pipeline.synthetic import SyntheticSpec, ensure, generate, subject_names
+from pipeline.synthetic.dataset import FRAME_SIZE, LATER_FIELDS, MARKER, _first_image_kept
 from pipeline.synthetic.face import DRAWN_AUS, Pose, make_identity
-from pipeline.synthetic.labels import sample_intensities
+from pipeline.synthetic.labels import STRENGTH, level_of, sample_intensities
+from pipeline.synthetic.motion import KEYFRAME_GAP, smooth_states
 from pipeline.synthetic.render import render_face
 from schemas.face import AU_SETS, LEFT_INNER_EYE_CORNER, RIGHT_INNER_EYE_CORNER
 
 TINY_BP4D = SyntheticSpec(layout="bp4d", subjects=3, tasks=2, frames=6, seed=5)
 TINY_DISFA = SyntheticSpec(layout="disfa", subjects=3, frames=6, seed=5)
+# The same with everything the self-supervised tasks need: smooth, uncoded and unlabelled frames.
+TINY_RTATL = dataclasses.replace(TINY_BP4D, smooth=True, uncoded_frames=2, unlabelled_tasks=1)
+TINY_SMOOTH_DISFA = dataclasses.replace(TINY_DISFA, smooth=True)
 READERS = {"bp4d": bp4d, "disfa": disfa}
 # What the readers (or, for collapsed landmarks, the alignment) say about each planted frame.
 EXPECTED_PROBLEM = {"bp4d": {"no_landmarks": "no landmarks", "corrupt_jpeg": "image unreadable",
@@ -31,7 +39,8 @@ def _read_all(root, layout):
             for unit in reader.list_units(root) for f in reader.read_unit(unit)}
 
 
-@pytest.fixture(scope="module", params=[TINY_BP4D, TINY_DISFA], ids=["bp4d", "disfa"])
+@pytest.fixture(scope="module", params=[TINY_BP4D, TINY_DISFA, TINY_RTATL, TINY_SMOOTH_DISFA],
+                ids=["bp4d", "disfa", "bp4d-smooth-uncoded", "disfa-smooth"])
 def written(request, tmp_path_factory):
     spec = request.param
     root = tmp_path_factory.mktemp(f"synthetic_{spec.layout}")
@@ -228,3 +237,197 @@ def test_an_au_changes_the_picture_only_near_its_centres(au):
     upper = au in (1, 2, 4, 6, 7)
     still = range(31, 49) if upper else range(0, 10)
     np.testing.assert_array_equal(moved_points[list(still)], points[list(still)])
+
+
+# --- smooth sequences: the flow between nearby frames is the AUs' own motion -------------------
+def _smooth_frames(seed, count):
+    """`count` frames of a smooth sequence as the generator draws them: (state, image, points)."""
+    identity = make_identity("F001", np.random.default_rng([seed, 0]))
+    states = smooth_states(identity, lambda k: f"T{1 + (seed + k) % 8}", FRAME_SIZE,
+                           np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2]))
+    frames = []
+    for _, state in zip(range(count), states):
+        image, points, _ = render_face(identity, state.strengths, state.pose, FRAME_SIZE,
+                                       look=state.look)
+        frames.append((state, image, points))
+    return frames
+
+
+def test_smooth_strengths_ease_between_keyframes_that_keep_their_drawn_levels():
+    frames = _smooth_frames(seed=1, count=4 * KEYFRAME_GAP + 1)
+    strengths = np.array([[state.strengths[au] for au in DRAWN_AUS] for state, _, _ in frames])
+    # smoothstep between keyframes: no frame-to-frame step above its steepest quarter
+    assert np.abs(np.diff(strengths, axis=0)).max() <= 0.35
+    keyframes = strengths[::KEYFRAME_GAP]
+    assert (np.abs(np.diff(keyframes, axis=0)) > 0.3).sum() >= 4   # new expressions come
+    for state, _, _ in frames[::KEYFRAME_GAP]:   # a keyframe's level is the level it drew
+        for au, s in state.strengths.items():
+            assert abs(STRENGTH[state.intensities[au]] - s) <= 0.05 + 1e-9
+    for state, _, _ in frames:
+        assert state.intensities == {au: level_of(s) for au, s in state.strengths.items()}
+    assert level_of(0.3) == 1 and level_of(0.4) == 2    # present from half-way to level 2
+
+
+def test_smooth_sequences_move_little_from_frame_to_frame(tmp_path):
+    def steps(smooth):
+        root = tmp_path / f"smooth_{smooth}"
+        generate(root, SyntheticSpec(subjects=3, tasks=1, frames=9, seed=3, smooth=smooth,
+                                     plant_bad_frames=False))
+        moves, same_codes = [], []
+        for unit in bp4d.list_units(root):
+            frames = list(bp4d.read_unit(unit, decode_images=False))
+            points = np.array([f.landmarks for f in frames])
+            codes = np.array([f.au for f in frames])
+            moves.append(np.abs(np.diff(points, axis=0)).max(axis=(1, 2)))
+            same_codes.append((codes[1:] == codes[:-1]).mean())
+        return np.concatenate(moves), np.mean(same_codes)
+
+    smooth_moves, smooth_same = steps(True)
+    jumps, independent_same = steps(False)
+    assert smooth_moves.max() < 8 and np.median(smooth_moves) < 4   # pixels of a 288 frame
+    assert np.median(jumps) > 20                                     # a new pose every frame
+    assert smooth_same > independent_same + 0.1
+
+
+def test_the_flow_between_nearby_smooth_frames_is_in_the_regions_of_the_aus_that_change():
+    """DIS optical flow between frames t and t + 2, both warped by frame t's alignment: the mean
+    flow near the centres of the AUs that changed beats the mean over the rest of the face (2.3
+    to 4.6 times, over 6 sets of 5 sequences; single sequences range from 1 to 12 times). Pairs
+    whose changing AUs cover nearly the whole face are left out."""
+    regions = {**AU_CENTRE_RULES, 5: AU_CENTRE_RULES[7], 20: AU_CENTRE_RULES[12]}   # no rule
+    flow_of = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ys, xs = np.mgrid[:200, :200]
+    inside, outside = [], []
+    for seed in range(5):
+        frames = _smooth_frames(seed, 11)
+        for (before, image, points), (after, later, _) in zip(frames, frames[2:]):
+            changed = [au for au in DRAWN_AUS
+                       if abs(before.strengths[au] - after.strengths[au]) > 0.15]
+            matrix = alignment_matrix(points)
+            aligned = points @ matrix[:, :2].T + matrix[:, 2]
+            ruler = abs(aligned[LEFT_INNER_EYE_CORNER, 0] - aligned[RIGHT_INNER_EYE_CORNER, 0])
+            near = np.zeros((200, 200), bool)
+            for au in changed:
+                for landmark, down in regions[au]:
+                    x, y = aligned[landmark, 0], aligned[landmark, 1] + down * ruler
+                    near |= np.hypot(xs - x, ys - y) < ruler
+            face = np.zeros((200, 200), np.uint8)
+            cv2.fillConvexPoly(face, cv2.convexHull(np.round(aligned).astype(np.int32)), 1)
+            face = cv2.dilate(face, np.ones((25, 25), np.uint8)).astype(bool)
+            if not changed or (face & ~near).sum() < 500:
+                continue
+            grey = [cv2.cvtColor(cv2.warpAffine(i, matrix, (200, 200)), cv2.COLOR_RGB2GRAY)
+                    for i in (image, later)]
+            flow = flow_of.calc(grey[0], grey[1], None)
+            magnitude = np.hypot(flow[..., 0], flow[..., 1])
+            inside.append(magnitude[near].mean())
+            outside.append(magnitude[face & ~near].mean())
+    assert len(inside) >= 20
+    assert np.mean(inside) > 1.5 * np.mean(outside), (np.mean(inside), np.mean(outside))
+
+
+def test_more_frames_leave_a_smooth_sequence_as_it_was():
+    short, longer = _smooth_frames(seed=2, count=5), _smooth_frames(seed=2, count=9)
+    for (state, image, points), (same, image2, points2) in zip(short, longer):
+        assert state == same
+        np.testing.assert_array_equal(image, image2)
+        np.testing.assert_array_equal(points, points2)
+
+
+# --- frames without codes: uncoded frames after the coded ones, and unlabelled tasks -----------
+def test_uncoded_frames_and_unlabelled_tasks_have_images_and_landmarks_but_no_codes(tmp_path):
+    record = generate(tmp_path / "raw", TINY_RTATL)
+    root = tmp_path / "raw"
+    images = root / bp4d.IMAGES_DIR
+    labelled = [q for q in record["sequences"] if q["labelled"]]
+    unlabelled = [q for q in record["sequences"] if not q["labelled"]]
+    assert len(labelled) == 3 * 2 and len(unlabelled) == 3 * 1
+    assert sum(q["coded"] for q in labelled) == record["frames"] == 3 * 2 * 6
+    assert sum(q["uncoded"] for q in labelled) == record["uncoded_frames"] == 3 * 2 * 2
+    assert sum(q["uncoded"] for q in unlabelled) == record["unlabelled_frames"] == 3 * 1 * 8
+    missing = {(p["subject"], p["task"], p["frame"]) for p in record["planted"]
+               if p["kind"] == "missing_image"}
+    no_landmarks = {(p["subject"], p["task"], p["frame"])
+                    for p in record["planted"] + record["planted_uncoded"]
+                    if p["kind"] == "no_landmarks"}
+    assert sorted(p["kind"] for p in record["planted_uncoded"]) == ["corrupt_jpeg", "no_landmarks"]
+    for sequence in record["sequences"]:
+        subject, task, first = sequence["subject"], sequence["task"], sequence["first"]
+        span = range(first, first + sequence["coded"] + sequence["uncoded"])
+        present = [f for f in span if (subject, task, f) not in missing]
+        assert sorted(int(p.stem) for p in (images / subject / task).iterdir()) == present
+        entries = matlab.read_v73_struct_field(
+            root / bp4d.LANDMARKS_DIR / f"{subject}_{task}.mat", "fit", "pred")
+        assert len(entries) == present[-1] - present[0] + 1        # one entry per image
+        for frame, entry in zip(range(present[0], present[-1] + 1), entries):
+            assert (entry is None) == ((subject, task, frame) in no_landmarks)
+        csv = [root / bp4d.LABELS_DIR / d / f"{subject}_{task}.csv" for d in ("AU_OCC", "")]
+        if sequence["labelled"]:
+            [path] = [p for p in csv if p.is_file()]
+            frames, _ = bp4d.read_au_codes(path)
+            assert frames.tolist() == list(range(first, first + sequence["coded"]))
+        else:
+            assert not any(p.exists() for p in csv)
+    # The readers read the coded frames only, paired with their landmarks by the image span.
+    units = bp4d.list_units(root)
+    assert {(u.subject, u.task) for u in units} == {(q["subject"], q["task"]) for q in labelled}
+    frames = [f for u in units for f in bp4d.read_unit(u, decode_images=False)]
+    assert len(frames) == record["frames"]
+    assert {f.landmark_pairing for f in frames} == {"first image"}
+
+
+def test_uncoded_frames_and_unlabelled_tasks_change_no_coded_frame(tmp_path):
+    plain = dataclasses.replace(TINY_RTATL, uncoded_frames=0, unlabelled_tasks=0)
+    generate(tmp_path / "plain", plain)
+    generate(tmp_path / "more", TINY_RTATL)
+    coded, more = _read_all(tmp_path / "plain", "bp4d"), _read_all(tmp_path / "more", "bp4d")
+    assert coded.keys() == more.keys()
+    for key, frame in coded.items():
+        other = more[key]
+        assert frame.problem == other.problem
+        np.testing.assert_array_equal(frame.au, other.au)
+        if frame.problem is None:
+            np.testing.assert_array_equal(frame.image, other.image)
+            np.testing.assert_array_equal(frame.landmarks, other.landmarks)
+
+
+def test_a_sequence_without_codes_writes_no_au_file(tmp_path):
+    image = np.full((64, 64, 3), 90, np.uint8)
+    points = np.random.default_rng(0).uniform(10, 50, (49, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match="landmark_entries='images'"):
+        bp4d.write_sequence(tmp_path, "F001", "T1", {5: image}, {5: points}, None)
+    bp4d.write_sequence(tmp_path, "F001", "T1", {5: image, 6: image}, {5: points, 6: points},
+                        None, landmark_entries="images")
+    assert not (tmp_path / bp4d.LABELS_DIR).exists()
+    assert len(matlab.read_v73_struct_field(
+        tmp_path / bp4d.LANDMARKS_DIR / "F001_T1.mat", "fit", "pred")) == 2
+
+
+def test_with_one_uncoded_frame_no_sequence_loses_its_first_image():
+    """A missing first image would make the image span as long as the coded span: ambiguous."""
+    plants = {(0, 0): "missing_image", (0, 1): "no_landmarks", (2, 0): "corrupt_jpeg"}
+    assert _first_image_kept(plants) == {(0, 1): "missing_image", (0, 0): "no_landmarks",
+                                         (2, 0): "corrupt_jpeg"}
+    assert _first_image_kept({(1, 0): "missing_image"}) == {(1, 1): "missing_image"}
+    assert _first_image_kept({(1, 2): "missing_image"}) == {(1, 2): "missing_image"}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"uncoded_frames": -1}, "negative"), ({"tasks": 6, "unlabelled_tasks": 3}, "too many"),
+    ({"layout": "disfa", "subjects": 3, "unlabelled_tasks": 1}, "BP4D layout only")])
+def test_impossible_fields_are_refused(fields, message):
+    with pytest.raises(ValueError, match=message):
+        SyntheticSpec(**fields)
+
+
+def test_a_set_recorded_before_the_new_fields_is_reused(tmp_path):
+    spec = dataclasses.replace(SMALL, **LATER_FIELDS)
+    ensure(tmp_path / "raw", spec)
+    marker = tmp_path / "raw" / MARKER
+    record = json.loads(marker.read_text())
+    for name in LATER_FIELDS:
+        del record["spec"][name]
+    marker.write_text(json.dumps(record))
+    before = marker.stat().st_mtime_ns
+    ensure(tmp_path / "raw", spec)
+    assert marker.stat().st_mtime_ns == before
