@@ -9,8 +9,8 @@
 2. the flow step alone, one thread: for a pair of aligned faces stored as JPEG (t and t + k),
    both decoded to grey, OpenCV's DIS flow (MEDIUM) between them and the area-average to 50 x 50
    (pipeline/flow.py): flow targets per second, i.e. frames/s of the step.
-3. the whole job (read + decode + align + encode + flow + write + tally) on the in-process runner with
-   one worker, from synthetic raw folders in BP4D's layout: the rate, and from two sizes the
+3. the whole job (read + decode + align + encode + flow + write + tally) on the in-process runner
+   with one worker, from synthetic raw folders in BP4D's layout: the rate, and from two sizes the
    steady per-frame rate and the fixed overhead (pipeline construction, runner start, write
    finalisation); a profile names what dominates.
 Medians over --repeats runs. Run it on an otherwise idle machine.

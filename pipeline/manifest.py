@@ -1,9 +1,10 @@
 """manifest.json of a preprocessed dataset: the files the job wrote, and reading exactly those.
 
 The preprocessing job (pipeline/job.py) lists every file it wrote (the TFRecords of each part and
-of its unlabelled frames, the rejected log, stats.json) with its size in bytes and sha256. Readers take the TFRecords of a
-part from that list, never from a listing of the folder, so a file dropped into a part folder
-later is not read, and check each file's size and sha256 before reading it.
+of its unlabelled frames, the rejected log, stats.json) with its size in bytes and sha256.
+Readers take the TFRecords of a part from that list, never from a listing of the folder, so a
+file dropped into a part folder later is not read, and check each file's size and sha256 before
+reading it.
 
 Cost of the check: sha256 ran at 0.2 to 0.85 GB/s on one core of a 2-core machine, the low end
 with seven other jobs running (benchmarks/bench_checksum.py), so BP4D's examples (about 2 GB) take

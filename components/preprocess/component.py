@@ -5,8 +5,9 @@ Output: examples   examples/<dataset>/: part{1,2,3}/*.tfrecord.gz, unlabelled/pa
                    _COMPLETE.json (a local folder or a URL such as gs://...)
 The raw folder (`data_dir`) and the `unlabelled_dir` are no stage's output: they are checked and
 fingerprinted before any work (`read_sources`), so a change to either reruns the stage, and a
-complete output is skipped only while every file its manifest lists is intact. The work is the Beam job of pipeline/job.py; `python -m pipeline.job` runs
-this same contract. The executor is components/preprocess/executor.py.
+complete output is skipped only while every file its manifest lists is intact. The work is the
+Beam job of pipeline/job.py; `python -m pipeline.job` runs this same contract. The executor is
+components/preprocess/executor.py.
 """
 from components.base import Parameter, StageSpec
 from components.base.contract import NON_NEGATIVE, POSITIVE, Rule

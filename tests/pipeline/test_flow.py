@@ -62,8 +62,8 @@ def test_each_face_gets_the_flow_to_frame_t_plus_k_of_its_own_sequence_across_ch
         _encoded("F003", f, jpeg) for f in (0, 1, 4)]
     with _pipeline() as pipeline:
         out = pipeline | beam.Create(faces) | FlowTargets(offset=2, chunk=3)
-        assert_that(out["faces"] | beam.Map(lambda f: (f.subject, f.frame, f.flow_to,
-                                                          None if f.flow is None else f.flow.shape)),
+        assert_that(out["faces"] | beam.Map(
+            lambda f: (f.subject, f.frame, f.flow_to, None if f.flow is None else f.flow.shape)),
                     equal_to([("F001", f, f + 2 if f + 2 in (2, 3, 4, 6, 7, 8, 9) else None,
                                FLOW_SHAPE if f + 2 in (2, 3, 4, 6, 7, 8, 9) else None)
                               for f in range(10) if f != 5]
@@ -94,8 +94,8 @@ def test_a_flow_target_through_alignment_and_the_schema(tmp_path):
         _ = (encoded["examples"] | beam.Map(lambda e: e.serialized)
              | beam.io.WriteToTFRecord(str(tmp_path / "out"), num_shards=1))
     [path] = tmp_path.glob("out*")
-    batch = parse_examples(tf.constant(list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())),
-                           12, with_flow=True)
+    serialized = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    batch = parse_examples(tf.constant(serialized), 12, with_flow=True)
     rows = {int(f): i for i, f in enumerate(batch["frame"].numpy())}
     assert sorted(rows) == [1, 3, 4]
     has_flow = {f: bool(batch["has_flow"][i]) for f, i in rows.items()}
