@@ -34,7 +34,6 @@ from schemas.face import ALIGNED_SIZE, DATASETS, PARTS
 
 STAGES = ("preprocess", "train", "evaluate", "export")
 IMPORT = "import"  # not in the default run: it replaces train with the authors' trained model
-SYNTHETIC_PREFIX = "synthetic_"  # the preprocessing job's flags that size the synthetic set
 
 FOLD_RULE = Rule(lambda v: v in PARTS, "a fold number (1, 2 or 3)")
 # The crop is cut from the aligned face; the second region layer needs a multiple of 16.
@@ -160,10 +159,11 @@ def _check_import_flags(parser, args):
 
 def _preprocessing_parameters(parser, args) -> dict:
     """The preprocess stage's parameters from the preprocessing flags given."""
+    from pipeline.options import SYNTHETIC_PREFIX, synthetic_fields
     given = {dest: getattr(args, dest) for dest in args.preprocessing_flags
              if getattr(args, dest) is not None}
-    synthetic = {dest.removeprefix(SYNTHETIC_PREFIX): given.pop(dest)
-                 for dest in list(given) if dest.startswith(SYNTHETIC_PREFIX)}
+    synthetic = synthetic_fields(given)
+    given = {dest: value for dest, value in given.items() if not dest.startswith(SYNTHETIC_PREFIX)}
     if synthetic and args.dataset != "synthetic":
         parser.error(f"--{SYNTHETIC_PREFIX}{next(iter(synthetic))} applies to --dataset "
                      "synthetic only")

@@ -7,6 +7,13 @@ then area-averaged over FLOW_STRIDE x FLOW_STRIDE cells to schemas.example.FLOW_
 aligned pixels, (dx, dy), x to the right and y down: the point at p in face t is near
 p + flow(p) in face t + k.
 
+Before the flow, face t + k is registered onto face t by the similarity that best maps its
+STABLE_POINTS (nose, eye corners) onto face t's. Each face is aligned by its own landmarks, and
+the alignment points include the mouth corners and eyelids, which the AUs move: on smooth
+synthetic sequences (pairs t, t + 2) the two aligned faces then differ by a zoom or shift of
+about a pixel, and the flow near the AUs that changed was only 1.3x that on the rest of the
+face; registered by the stable points, 2.1x.
+
 Why MEDIUM: on a face with a smooth 1.5-pixel local displacement (a lip raise, 15-pixel wide) the
 end-point error inside the moving region, after area-averaging, was 0.24 px with MEDIUM, 0.61
 with FAST, 0.39 with ULTRAFAST and 0.60 with Farneback; facial-muscle motion is that small. It
@@ -19,7 +26,7 @@ import cv2
 import numpy as np
 
 from schemas.example import FLOW_SHAPE, FLOW_STRIDE
-from schemas.face import ALIGNED_SIZE
+from schemas.face import ALIGNED_SIZE, STABLE_POINTS
 
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 
@@ -41,3 +48,19 @@ def flow_target(face_from: np.ndarray, face_to: np.ndarray, dis=None) -> np.ndar
     cells = size // FLOW_STRIDE
     return flow.reshape(cells, FLOW_STRIDE, cells, FLOW_STRIDE, 2).mean(axis=(1, 3)) \
         .astype(np.float32).reshape(FLOW_SHAPE)
+
+
+def registered(face: np.ndarray, landmarks: np.ndarray, onto_landmarks: np.ndarray) -> np.ndarray:
+    """Grey `face` warped by the least-squares similarity taking its STABLE_POINTS of `landmarks`
+    ((49, 2) aligned pixels) onto those of `onto_landmarks`."""
+    source = np.asarray(landmarks, np.float64)[list(STABLE_POINTS)]
+    target = np.asarray(onto_landmarks, np.float64)[list(STABLE_POINTS)]
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    s, t = source - source_mean, target - target_mean
+    norm = (s ** 2).sum()
+    a = (s * t).sum() / norm                                  # scale * cos(angle)
+    b = (s[:, 0] * t[:, 1] - s[:, 1] * t[:, 0]).sum() / norm  # scale * sin(angle)
+    linear = np.array([[a, -b], [b, a]])
+    matrix = np.hstack([linear, (target_mean - linear @ source_mean)[:, None]])
+    return cv2.warpAffine(face, matrix, face.shape[1::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)

@@ -68,7 +68,7 @@ from components.base import COMPLETION_FILE, UserError, files, package_versions
 from components.startup import LOG_LEVELS, configure_logging
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.manifest import MANIFEST_FILE, STATS_FILE, damaged_files, listed_entries
-from pipeline.options import PreprocessOptions, refuse_unknown_flags
+from pipeline.options import PreprocessOptions, refuse_unknown_flags, synthetic_fields
 from pipeline.sources import (DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects,
                               unlabelled)
 from pipeline.synthetic import SyntheticSpec, ensure
@@ -504,8 +504,7 @@ def main(argv: list[str] | None = None) -> dict:
     options = PipelineOptions(argv).view_as(PreprocessOptions)
     if not options.output_dir or not options.data_dir:
         raise SystemExit("pipeline.job: --data_dir and --output_dir are required")
-    synthetic = SyntheticSpec(subjects=options.synthetic_subjects, tasks=options.synthetic_tasks,
-                              frames=options.synthetic_frames, seed=options.synthetic_seed) \
+    synthetic = SyntheticSpec(**synthetic_fields(options.get_all_options())) \
         if options.dataset == "synthetic" else None
     try:
         return run_preprocessing(

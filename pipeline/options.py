@@ -11,6 +11,15 @@ from pipeline.synthetic.dataset import SyntheticSpec
 from schemas.face import DATASETS
 
 
+SYNTHETIC_PREFIX = "synthetic_"  # flags that describe the synthetic set: SyntheticSpec's fields
+
+
+def synthetic_fields(flags: dict) -> dict:
+    """SyntheticSpec fields from the flag values (by destination name) that describe the set."""
+    return {name.removeprefix(SYNTHETIC_PREFIX): value for name, value in flags.items()
+            if name.startswith(SYNTHETIC_PREFIX)}
+
+
 class PreprocessOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):

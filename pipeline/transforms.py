@@ -307,22 +307,21 @@ def _chunk_keys(face: EncodedFace, offset: int, chunk: int):
     yield (sequence, own), (_OWN, face)
     partner_of = (face.frame - offset) // chunk
     if partner_of != own:
-        yield (sequence, partner_of), (_PARTNER, (face.frame, face.jpeg))
+        yield (sequence, partner_of), (_PARTNER, (face.frame, face.jpeg, face.landmarks))
 
 
 def _pairs(keyed, offset: int):
-    """(face, (frame t + offset, its JPEG) or None) for each face of a chunk."""
+    """(face, (frame t + offset, its JPEG, its landmarks) or None) for each face of a chunk."""
     _, items = keyed
-    own, jpegs = [], {}
+    own, partners = [], {}
     for role, item in items:
         if role == _OWN:
             own.append(item)
-            jpegs[item.frame] = item.jpeg
+            partners[item.frame] = (item.frame, item.jpeg, item.landmarks)
         else:
-            jpegs[item[0]] = item[1]
+            partners[item[0]] = item
     for face in sorted(own, key=lambda face: face.frame):
-        partner = face.frame + offset
-        yield face, ((partner, jpegs[partner]) if partner in jpegs else None)
+        yield face, partners.get(face.frame + offset)
 
 
 class _FlowFn(beam.DoFn):
@@ -339,9 +338,9 @@ class _FlowFn(beam.DoFn):
         if partner is None:
             yield face
             return
-        frame, jpeg = partner
-        target = self._flow.flow_target(self._flow.grey_face(face.jpeg),
-                                        self._flow.grey_face(jpeg), self._dis)
+        frame, jpeg, landmarks = partner
+        later = self._flow.registered(self._flow.grey_face(jpeg), landmarks, face.landmarks)
+        target = self._flow.flow_target(self._flow.grey_face(face.jpeg), later, self._dis)
         self._with_flow.inc()
         yield face._replace(flow=target, flow_to=frame)
 

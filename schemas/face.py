@@ -14,6 +14,10 @@ LEFT_INNER_EYE_CORNER = 22
 RIGHT_INNER_EYE_CORNER = 25
 NOSE_TIP = 13
 MOUTH_CORNERS = (31, 37)
+# Points that facial muscles hardly move: the nose bridge and tip, the four eye corners. Flow
+# targets register a face onto its partner by these, so the flow keeps the muscles' motion and
+# loses the head's (pipeline/flow.py).
+STABLE_POINTS = (10, 11, 13, 19, 22, 25, 28)
 
 # Horizontal-flip permutation, 0-based: after mirroring x, position i takes point FLIP_PERMUTATION[i].
 # docs/landmarks-and-aus.md gives it 1-based.

@@ -51,7 +51,8 @@ PREPROCESS = StageSpec(
                   help="the flow target of frame t is the optical flow to frame t + flow_offset "
                        "of its sequence"),
         Parameter("synthetic", dict, None,
-                  help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed)"),
+                  help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed, "
+                       "smooth, uncoded_frames, unlabelled_tasks)"),
     ),
     executor="components.preprocess.executor:run_executor",
     read_sources="components.preprocess.executor:read_sources",

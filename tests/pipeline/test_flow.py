@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from skimage import data
 
 from pipeline.align import alignment_matrix
-from pipeline.flow import flow_target, grey_face
+from pipeline.flow import flow_target, grey_face, registered
 from pipeline.sources.records import RawFrame
 from pipeline.transforms import AlignFrames, EncodedFace, EncodeExamples, FlowTargets
 from schemas.example import FLOW_SHAPE, parse_examples
@@ -42,6 +42,27 @@ def test_the_flow_of_a_face_and_the_same_face_moved_3_pixels_is_3_pixels_that_wa
     up = flow_target(face, _moved(face, 0, -SHIFT))   # y grows downwards
     np.testing.assert_allclose(up[INSIDE, INSIDE].mean(axis=(0, 1)), [0, -SHIFT], atol=0.15)
     np.testing.assert_allclose(flow_target(face, face), 0, atol=0.05)
+
+
+def test_a_zoom_that_moves_the_stable_points_too_is_registered_away_and_local_motion_stays():
+    """Two faces aligned each by its own landmarks can differ by a small zoom (the alignment
+    points include the mouth corners); registering by the nose and eye corners removes it, and
+    a motion of the mouth region alone survives the registration."""
+    face, landmarks = _texture(), mean_face()
+    zoom = cv2.getRotationMatrix2D((99.5, 99.5), 0, 1.03)
+    zoomed = cv2.warpAffine(face, zoom, (200, 200), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT)
+    zoomed_landmarks = landmarks @ zoom[:, :2].T + zoom[:, 2]
+    raw = flow_target(face, zoomed)
+    assert np.abs(raw[INSIDE, INSIDE]).mean() > 1.0   # the zoom: up to 3 px at the border
+    flow = flow_target(face, registered(zoomed, zoomed_landmarks, landmarks))
+    assert np.abs(flow[INSIDE, INSIDE]).mean() < 0.2
+
+    mouth = _moved(face, 0, -SHIFT)     # the lower face moves up; nose and eyes stay
+    lips = face.copy()
+    lips[130:180] = mouth[130:180]
+    flow = flow_target(face, registered(lips, landmarks, landmarks))
+    assert flow[36:42, 10:40, 1].mean() < -0.7 * SHIFT and np.abs(flow[5:25, 5:45]).mean() < 0.2
 
 
 def _encoded(sequence, frame, jpeg):
