@@ -75,6 +75,7 @@ def run_executor(inputs, outputs, params) -> dict:
         seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
         mixed_precision=params["mixed_precision"], keep_checkpoints=params["keep_checkpoints"],
         validation_buckets=params["validation_buckets"],
+        auxiliary_ratio=params["auxiliary_ratio"], label_fraction=params["label_fraction"],
         init_model_path=None if init is None else init.path, verbose=params["verbose"])
     return {**summary, "dataset": dataset, "fold": fold, "preset": preset_name,
             "schedule": [p.__dict__ for p in phases], "batch_size": batch_size,

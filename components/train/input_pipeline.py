@@ -196,16 +196,13 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
     return ds.with_options(WITHOUT_AUTOTUNING)
 
 
-def auxiliary_pool_files(examples_dir, parts) -> list[str]:
-    """The auxiliary tasks' faces: the coded files of `parts` (read as images only, whatever
-    label_fraction keeps) and their unlabelled files, with those of subjects in no part."""
-    return part_files(examples_dir, parts) + _listed_unlabelled_files(examples_dir, parts)
-
-
-def _listed_unlabelled_files(examples_dir, parts) -> list[str]:
+def unlabelled_files(examples_dir, parts) -> list[str]:
+    """The unlabelled frames' files of `parts` and of the subjects in no part, checked like
+    part_files; none in a folder written before unlabelled frames existed. With the parts'
+    coded files (read as images only, whatever label_fraction keeps) they are the auxiliary
+    tasks' pool."""
     # TEMP (branch train): a stand-in for pipeline.manifest.listed_unlabelled_files (branch
-    # pipeline): the manifest's files under unlabelled/part<p>/ and unlabelled/outside/,
-    # checked; none for a folder written before unlabelled frames existed.
+    # pipeline): the manifest's files under unlabelled/part<p>/ and unlabelled/outside/.
     folders = tuple(f"unlabelled/part{p}/" for p in parts) + ("unlabelled/outside/",)
     entries = sorted((e for e in listed_entries(examples_dir) if e["path"].startswith(folders)),
                      key=lambda e: e["path"])
@@ -223,7 +220,7 @@ def auxiliary_dataset(files, num_aus: int, crop_size: int, *, tasks, aus, patch:
                       subject_split: tuple[str, tuple[str, ...]] | None = None
                       ) -> tf.data.Dataset:
     """The auxiliary tasks' stream of one training epoch: `batches` batches of `batch_size`
-    (masked face, targets) from the pool `files` (auxiliary_pool_files).
+    (masked face, targets) from the pool `files` (part_files + unlabelled_files).
 
     Order: a uniform shuffle of the pool (within `subject_split`; `pool_size`: its records,
     counted when not given), a

@@ -121,16 +121,15 @@ def test_the_auxiliary_order_differs_from_the_labelled_one(pool):
 
 def test_the_pool_is_the_training_parts_coded_and_unlabelled_files(tmp_path):
     examples = write_tiny_dataset(tmp_path / "examples", per_part=2, unlabelled=3, outside=2)
-    pool = ip.auxiliary_pool_files(examples, [2, 3])
+    pool = ip.part_files(examples, [2, 3]) + ip.unlabelled_files(examples, [2, 3])
     assert [str(p.relative_to(examples)) for p in map(type(tmp_path), pool)] == [
         "part2/data-00000-of-00001.tfrecord.gz", "part3/data-00000-of-00001.tfrecord.gz",
         "unlabelled/outside/frames-00000-of-00001.tfrecord.gz",
         "unlabelled/part2/frames-00000-of-00001.tfrecord.gz",
         "unlabelled/part3/frames-00000-of-00001.tfrecord.gz"]
     assert sum(ip.file_record_counts(pool, examples)) == 2 + 2 + 2 + 3 + 3
-    # A folder written before unlabelled frames existed: the coded files alone.
-    assert ip.auxiliary_pool_files(write_tiny_dataset(tmp_path / "old", per_part=2), [1]) == \
-        ip.part_files(tmp_path / "old", [1])
+    # A folder written before unlabelled frames existed: none.
+    assert ip.unlabelled_files(write_tiny_dataset(tmp_path / "old", per_part=2), [1]) == []
 
 
 # -- label_fraction --------------------------------------------------------------------------
