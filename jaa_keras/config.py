@@ -3,6 +3,7 @@
 Numbers are from docs/network.md unless a comment says otherwise.
 """
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from schemas.face import AU_SETS, NUM_LANDMARKS
@@ -11,6 +12,8 @@ REGION_LAYERS = ("hmr", "region")
 INITIAL_ATTENTIONS = ("gaussian", "uniform")
 LOCAL_MERGES = ("sum", "mean")
 INITIALIZATIONS = ("caffe", "pytorch", "keras")
+# RTATL's self-supervised tasks (docs/network.md, "Auxiliary heads"), in the order a config lists them.
+AUXILIARY_TASKS = ("inpainting", "flow")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,15 @@ class JaaNetConfig:
     # release, "pytorch" as the PyTorch release, "keras" Keras' defaults. Not part of the network's
     # identity: configs differing only here compare equal (a model seeds or resumes another).
     initialization: str = dataclasses.field(default="caffe", compare=False)
+    # RTATL's auxiliary tasks: which heads train beside the supervised ones, their loss weights
+    # and the side of a masked inpainting square relative to the crop (default: the paper's AU
+    # attention box, 2 * zeta). Not part of the network's identity either: the heads are dropped
+    # at test time and the backbone is the same, so a model with heads seeds one without and the
+    # reverse.
+    auxiliary: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    inpainting_weight: float = dataclasses.field(default=1.0, compare=False)
+    flow_weight: float = dataclasses.field(default=1.0, compare=False)
+    inpainting_patch: float = dataclasses.field(default=0.28, compare=False)
 
     def __post_init__(self):
         if self.region_layer not in REGION_LAYERS:
@@ -49,6 +61,19 @@ class JaaNetConfig:
         if self.initialization not in INITIALIZATIONS:
             raise ValueError(
                 f"initialization must be one of {INITIALIZATIONS}, got {self.initialization!r}")
+        unknown = [task for task in self.auxiliary if task not in AUXILIARY_TASKS]
+        if unknown or len(set(self.auxiliary)) != len(self.auxiliary):
+            raise ValueError(f"auxiliary must name distinct tasks of {AUXILIARY_TASKS}, "
+                             f"got {tuple(self.auxiliary)}")
+        # One spelling per set of tasks (a list from flags or JSON, any order).
+        object.__setattr__(self, "auxiliary",
+                           tuple(task for task in AUXILIARY_TASKS if task in self.auxiliary))
+        for name in ("inpainting_weight", "flow_weight"):
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {weight}")
+        if not 0 < self.inpainting_patch <= 1:
+            raise ValueError(f"inpainting_patch must be in (0, 1], got {self.inpainting_patch}")
         if self.crop_size % 16:
             # The second region layer cuts a crop/2 map into 8x8 patches.
             raise ValueError(f"crop_size must be a multiple of 16, got {self.crop_size}")
@@ -63,6 +88,11 @@ class JaaNetConfig:
     def feature_size(self) -> int:
         """Side of the region-learning output ("pool2") and of the refined attention maps."""
         return self.crop_size // 4
+
+    @property
+    def global_size(self) -> int:
+        """Side of the global features: three floor-pooling levels after "pool2" (176 -> 5)."""
+        return self.feature_size // 8
 
     @property
     def initial_map_size(self) -> int:
@@ -89,6 +119,7 @@ class JaaNetConfig:
         values["aus"] = tuple(values["aus"])
         # Models saved before the field existed were drawn with Keras' defaults.
         values.setdefault("initialization", "keras")
+        # Those saved before the auxiliary fields take their defaults: no auxiliary heads.
         return cls(**values)
 
 

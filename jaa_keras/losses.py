@@ -1,6 +1,7 @@
-"""JAA-Net's losses (paper Eq. 2, 4, 6, 7; docs/network.md).
+"""JAA-Net's losses (paper Eq. 2, 4, 6, 7; docs/network.md) and RTATL's auxiliary ones.
 
     E = E_au + lambda1 * E_align + lambda2 * E_r,    E_au = E_softmax + E_dice
+    (+ inpainting_weight * E_inpaint + flow_weight * E_flow with auxiliary heads)
 
 All functions take (y_true, y_pred) in Keras order, compute in float32 (mixed-precision outputs are
 cast up first) and return a scalar tensor. AU labels are 1 present, 0 absent and
@@ -127,6 +128,45 @@ def attention_refine_loss(initial_maps, refined_logits):
     return ops.mean(per_image)
 
 
+def inpainting_loss(target, inpainted, mask):
+    """RoI inpainting loss E_inpaint: the mean absolute error over the masked pixels.
+
+    target: (B_u, H, W, 3) the faces before masking, in [-1, 1]; inpainted: the same shape, the
+    decoder's output; mask: (B_u, H, W, 1), 1 on the masked pixels, 0 elsewhere.
+    sum over masked pixels and the 3 channels of |target - inpainted|, divided by 3 x the number
+    of masked pixels of the whole batch (every masked pixel weighs the same, whichever face it
+    is in); 0, with zero gradients, when no pixel is masked. Unmasked pixels enter no loss: the
+    decoder is not asked to copy what it sees.
+    """
+    target = ops.cast(target, "float32")
+    inpainted = ops.cast(inpainted, "float32")
+    mask = ops.cast(mask, "float32")
+    total = ops.sum(ops.abs(target - inpainted) * mask)
+    return total / ops.maximum(3.0 * ops.sum(mask), 1.0)
+
+
+def flow_loss(target, flow, has_flow):
+    """Single-image optical-flow loss E_flow: the mean end-point error over the faces with a target.
+
+    target, flow: (B_u, h, w, 2) displacements (dx, dy) in crop pixels, one per cell of the
+    crop/4 map; has_flow: (B_u,) 1 for a face with a flow target, 0 for one without (whose
+    target is ignored, whatever it holds).
+    Per cell the end-point error sqrt((dx - dx_hat)^2 + (dy - dy_hat)^2); summed over the cells
+    of the faces with a target and divided by their number (h * w per such face); 0, with zero
+    gradients, when no face has a target. The error's gradient at a perfect cell is 0, not NaN.
+    """
+    flow = ops.cast(flow, "float32")
+    has_flow = ops.reshape(ops.cast(has_flow, "float32") > 0, (-1, 1, 1))
+    difference = ops.where(has_flow[..., None], ops.cast(target, "float32") - flow, 0.0)
+    squared = ops.sum(ops.square(difference), axis=-1)
+    # sqrt has an infinite derivative at 0: take it where the error is positive only.
+    positive = squared > 0
+    error = ops.where(positive, ops.sqrt(ops.where(positive, squared, 1.0)), 0.0)
+    cells = ops.cast(ops.shape(squared)[1] * ops.shape(squared)[2], "float32")
+    faces = ops.sum(ops.cast(has_flow, "float32"))
+    return ops.sum(error) / ops.maximum(faces * cells, 1.0)
+
+
 class JaaNetLoss:
     """The full objective E = E_softmax + E_dice + lambda_align * E_align + lambda_refine * E_r.
 
@@ -140,6 +180,12 @@ class JaaNetLoss:
               "landmarks", "attention_logit" and "attention_initial" (E_r). With
               config.attention_refinement False the refined maps are not learned, E_r is not
               computed and "refine" is 0 (the attention keys may be absent).
+    Auxiliary parts, each only when y_pred has its head's output (a model with that head, called
+    on auxiliary images), added to "loss" with the config's weight:
+      "inpainting" = inpainting_loss(y_true["inpainting_target"], y_pred["inpainted"],
+                                     y_true["inpainting_mask"]), times config.inpainting_weight;
+      "flow" = flow_loss(y_true["flow"], y_pred["flow"], y_true["has_flow"]), times
+               config.flow_weight.
     """
 
     def __init__(self, config, au_weights=None, lambda_align=None, lambda_refine=None):
@@ -155,6 +201,8 @@ class JaaNetLoss:
         self.lambda_align = float(config.lambda_align if lambda_align is None else lambda_align)
         self.lambda_refine = float(config.lambda_refine if lambda_refine is None else lambda_refine)
         self.refinement = bool(getattr(config, "attention_refinement", True))
+        self.inpainting_weight = float(config.inpainting_weight)
+        self.flow_weight = float(config.flow_weight)
 
     def __call__(self, y_true: dict, y_pred: dict) -> dict:
         labels = y_true["au"]
@@ -170,8 +218,16 @@ class JaaNetLoss:
             parts["refine"] = ops.zeros((), dtype="float32")
         total = (parts["au_softmax"] + parts["au_dice"] + self.lambda_align * parts["align"]
                  + self.lambda_refine * parts["refine"])
+        if "inpainted" in y_pred:
+            parts["inpainting"] = inpainting_loss(y_true["inpainting_target"], y_pred["inpainted"],
+                                                  y_true["inpainting_mask"])
+            total = total + self.inpainting_weight * parts["inpainting"]
+        if "flow" in y_pred:
+            parts["flow"] = flow_loss(y_true["flow"], y_pred["flow"], y_true["has_flow"])
+            total = total + self.flow_weight * parts["flow"]
         return {"loss": total, **parts}
 
     def __repr__(self):
         return (f"JaaNetLoss(num_aus={self.au_weights.size}, lambda_align={self.lambda_align}, "
-                f"lambda_refine={self.lambda_refine}, refinement={self.refinement})")
+                f"lambda_refine={self.lambda_refine}, refinement={self.refinement}, "
+                f"inpainting_weight={self.inpainting_weight}, flow_weight={self.flow_weight})")

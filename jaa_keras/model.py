@@ -1,12 +1,14 @@
 """JAA-Net: region learning, face alignment, global and adaptive-attention AU features, AU head."""
 import contextlib
+from collections.abc import Mapping
 
 import keras
 from keras import ops
 
 from jaa_keras.config import JaaNetConfig, preset
-from jaa_keras.layers import (AdaptiveAttention, AUHead, DenseHead, FeatureStack, RegionLayer,
-                              hierarchical_branches, plain_region_branches)
+from jaa_keras.layers import (AdaptiveAttention, AUHead, DenseHead, FeatureStack, FlowHead,
+                              InpaintingDecoder, RegionLayer, hierarchical_branches,
+                              plain_region_branches)
 from jaa_keras.metrics import LandmarkMeanError, MaskedMeanF1
 
 # The paper's modules, by the attribute names of their layers; staged training freezes by module.
@@ -31,6 +33,12 @@ class JaaNet(keras.Model):
     The losses take the logits, as both authors' releases do, so that a confidently wrong output
     still gets a gradient (jaa_keras.losses); metrics and serving use the probabilities. The
     heads and the refined maps are float32 under mixed precision.
+
+    With RTATL's auxiliary heads (config.auxiliary), training passes a dict instead:
+    {"images": (B, crop, crop, 3), "auxiliary_images": (B_u, crop, crop, 3)} gives the outputs
+    above for "images" plus, for "auxiliary_images", `inpainted` (B_u, crop, crop, 3) in [-1, 1]
+    and/or `flow` (B_u, crop/4, crop/4, 2) in crop pixels, one per task named (float32). A tensor
+    input (serving, evaluation) gives exactly the outputs above, with or without heads.
     """
 
     def __init__(self, config: JaaNetConfig | dict, **kwargs):
@@ -58,9 +66,18 @@ class JaaNet(keras.Model):
                 merge=config.local_merge, initialization=init, name="attention")
             self.au_head = AUHead(config.num_aus, config.hidden_units, initialization=init,
                                   name="au_head")
+            self.inpainting_decoder = self.flow_head = None
+            if "inpainting" in config.auxiliary:
+                self.inpainting_decoder = InpaintingDecoder(
+                    (4 * config.width_unit, 2 * config.width_unit), init, name="inpainting_decoder")
+            if "flow" in config.auxiliary:
+                self.flow_head = FlowHead(config.feature_size,
+                                          (8 * config.width_unit, 4 * config.width_unit), init,
+                                          name="flow_head")
         self.objective = None
         # Training progress: the objective's parts and the two headline metrics.
-        self.part_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_PARTS}
+        self.part_trackers = {name: keras.metrics.Mean(name=name)
+                              for name in LOSS_PARTS + config.auxiliary}
         self.progress_metrics = [MaskedMeanF1(config.num_aus, name="f1"),
                                  LandmarkMeanError(name="landmark_error")]
 
@@ -68,17 +85,63 @@ class JaaNet(keras.Model):
     def config(self) -> JaaNetConfig:
         return self.jaa_config
 
-    def call(self, images, training=None):
-        features = self.region2(self.region1(images, training=training), training=training)
+    def call(self, inputs, training=None):
+        images, auxiliary = inputs, None
+        if isinstance(inputs, Mapping):
+            images, auxiliary = inputs["images"], inputs.get("auxiliary_images")
+        if auxiliary is None:
+            outputs = self._supervised_outputs(self._region_features(images, training), training)
+            self._build_heads()
+            return outputs
+        tasks = self.jaa_config.auxiliary
+        if not tasks:
+            raise ValueError("auxiliary_images given to a JAA-Net without auxiliary heads "
+                             "(config.auxiliary is empty)")
+        # One pass over both batches. In training mode BatchNorm then normalises labelled and
+        # auxiliary faces with their joint statistics (and its moving averages follow them); in
+        # inference mode every face's features are what they would be alone.
+        batch = ops.shape(images)[0]
+        both = self._region_features(ops.concatenate([images, auxiliary], axis=0), training)
+        features, auxiliary_features = both[:batch], both[batch:]
+        global_features = None
+        if "flow" in tasks:
+            global_both = self.global_features(both, training=training)
+            global_features, auxiliary_global = global_both[:batch], global_both[batch:]
+        outputs = self._supervised_outputs(features, training, global_features)
+        if "inpainting" in tasks:
+            outputs["inpainted"] = self.inpainting_decoder(auxiliary_features, training=training)
+        if "flow" in tasks:
+            outputs["flow"] = self.flow_head(auxiliary_global, training=training)
+        return outputs
+
+    def _region_features(self, images, training):
+        return self.region2(self.region1(images, training=training), training=training)
+
+    def _supervised_outputs(self, features, training, global_features=None):
         alignment = self.alignment_features(features, training=training)
         landmarks = self.alignment_head(alignment)
         attention = self.attention(features, landmarks, training=training)
         local = attention.pop("local")
-        global_features = self.global_features(features, training=training)
+        if global_features is None:
+            # Here, after the attention: layers draw their weights in the order of their first
+            # call, and a network's initial weights for a seed stay what they were.
+            global_features = self.global_features(features, training=training)
         au_logit, au_probability = self.au_head(
             ops.concatenate([alignment, global_features, local], axis=-1))
         return {"au_probability": au_probability, "au_logit": au_logit, "landmarks": landmarks,
                 **attention}
+
+    def _build_heads(self):
+        """Build the auxiliary heads that a tensor call does not run (build_jaanet's first call, a
+        loaded file's build config): their weights must exist to be trained, saved and loaded.
+        After the backbone, so that a seed gives the same backbone with or without heads."""
+        config = self.jaa_config
+        size = config.feature_size
+        if self.inpainting_decoder is not None and not self.inpainting_decoder.built:
+            self.inpainting_decoder.build((None, size, size, config.region_channels[1]))
+        if self.flow_head is not None and not self.flow_head.built:
+            side = config.global_size
+            self.flow_head.build((None, side, side, config.stack_channels[-1]))
 
     def module_layers(self, module: str) -> list:
         """The layers of one of the paper's modules: region, alignment, global, attention, au_head."""
@@ -107,7 +170,8 @@ class JaaNet(keras.Model):
             raise ValueError("compile the model with objective=JaaNetLoss(...) before training")
         parts = self.objective(y, y_pred)
         for name, tracker in self.part_trackers.items():
-            tracker.update_state(parts[name])
+            if name in parts:  # no auxiliary part for a batch without auxiliary images
+                tracker.update_state(parts[name])
         total = parts["loss"]
         if self.losses:
             total = total + ops.sum(ops.stack(self.losses))

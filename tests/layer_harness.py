@@ -14,24 +14,27 @@ MOVED = 1e-5  # a step's change of a trained weight here is over 1e-4, rounding 
 
 @dataclasses.dataclass(frozen=True)
 class LayerCase:
-    """One layer to check: how to make it, the inputs it is called on (tiny arrays, the batch
-    first), the shapes of its outputs (any nesting, the batch as None) and, for mixed_bfloat16,
-    the dtypes of its outputs (the same nesting). `untrained`: a pattern of the weight paths that
-    get no gradient by design, the biases of convolutions whose output is batch-normalised (the
-    normalisation subtracts them again; the release has them, so the network keeps them)."""
+    """One layer to check: how to make it, the inputs it is called on (its positional arguments:
+    tiny arrays, the batch first, or dicts of them; all of one batch size), the shapes of its
+    outputs (any nesting, the batch as None) and, for mixed_bfloat16, the dtypes of its outputs
+    (the same nesting). `untrained`: a pattern of the weight paths that get no gradient by
+    design, the biases of convolutions whose output is batch-normalised (the normalisation
+    subtracts them again; the release has them, so the network keeps them). `variant`: names the
+    case in test ids when a class has more than one."""
     layer_class: type
     kwargs: dict
     inputs: tuple
     output_shapes: object
     mixed_dtypes: object
     untrained: str = "$^"
+    variant: str = ""
 
     def make(self):
         keras.utils.set_random_seed(0)
         return self.layer_class(**self.kwargs)
 
     def __str__(self):
-        return self.layer_class.__name__
+        return "-".join(filter(None, (self.layer_class.__name__, self.variant)))
 
 
 def _numpy(outputs):
@@ -57,9 +60,12 @@ def check_serialization(case: LayerCase):
                              expected)
 
 
+def _symbolic(inputs):
+    return keras.tree.map_structure(lambda x: keras.Input(shape=x.shape[1:], dtype=x.dtype), inputs)
+
+
 def check_symbolic_call(case: LayerCase):
-    symbolic = [keras.Input(shape=x.shape[1:], dtype=x.dtype) for x in case.inputs]
-    outputs = case.make()(*symbolic)
+    outputs = case.make()(*_symbolic(case.inputs))
     shapes = keras.tree.map_structure(lambda x: tuple(x.shape), outputs)
     assert shapes == case.output_shapes
 
@@ -70,12 +76,12 @@ def check_fit_step(case: LayerCase):
     move by rounding noise only. Eagerly: tracing the step would cost more than the step, and
     the graph-mode training step is tested on the whole network."""
     layer = case.make()
-    symbolic = [keras.Input(shape=x.shape[1:], dtype=x.dtype) for x in case.inputs]
+    symbolic = _symbolic(case.inputs)
     outputs = keras.tree.flatten(layer(*symbolic))
-    model = keras.Model(symbolic, outputs)
+    model = keras.Model(list(symbolic), outputs)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=["mse"] * len(outputs),
                   run_eagerly=True)
-    batch = len(case.inputs[0])
+    batch = len(keras.tree.flatten(case.inputs)[0])
     targets = [np.ones((batch, *output.shape[1:]), np.float32) for output in outputs]
     before = [w.numpy().copy() for w in layer.trainable_weights]
     assert before, f"{case}: no trainable weights to train"

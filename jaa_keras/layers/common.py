@@ -39,8 +39,8 @@ class FusedBatchNorm(layers.BatchNormalization):
         return tf.cast(outputs, compute_dtype)
 
 
-def batch_norm(name: str) -> FusedBatchNorm:
-    return FusedBatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def batch_norm(name: str, dtype=None) -> FusedBatchNorm:
+    return FusedBatchNorm(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="jaa_keras")

@@ -5,8 +5,8 @@ import pytest
 
 from jaa_keras import preset
 from jaa_keras.layers import (AdaptiveAttention, AttentionRefinement, AUHead, DenseHead,
-                              FeatureStack, InitialAttentionMaps, PatchwiseConv, RegionLayer,
-                              hierarchical_branches)
+                              FeatureStack, FlowHead, InitialAttentionMaps, InpaintingDecoder,
+                              PatchwiseConv, RegionLayer, hierarchical_branches)
 from jaa_keras.layers.common import FusedBatchNorm, GroupedConv2D
 from jaa_keras.model import JaaNet  # importing the model registers every layer
 from schemas.face import NUM_LANDMARKS
@@ -25,6 +25,11 @@ def maps(*shape):
 LANDMARKS = RNG.uniform(8, CROP - 8, (2, 2 * NUM_LANDMARKS)).astype(np.float32)
 TINY_NET = preset("bp4d", aus=AUS, width_unit=1, crop_size=CROP, hidden_units=8)
 B16, F32 = "bfloat16", "float32"
+NET_OUTPUTS = {"au_probability": (None, 3), "au_logit": (None, 3),
+               "landmarks": (None, 2 * NUM_LANDMARKS), "attention": (None, 8, 8, 3),
+               "attention_logit": (None, 8, 8, 3), "attention_initial": (None, 8, 8, 3)}
+AUXILIARY_OUTPUTS = {"inpainted": (None, CROP, CROP, 3), "flow": (None, CROP // 4, CROP // 4, 2)}
+NET_UNTRAINED = r"(entry|refine/conv[1-3]|conv\d_\d|(inpainting_decoder|flow_head)/conv\d)/bias"
 
 CASES = [
     LayerCase(FusedBatchNorm, {"momentum": 0.9}, (maps(4, 4, 3),), (None, 4, 4, 3), B16),
@@ -50,13 +55,19 @@ CASES = [
     LayerCase(DenseHead, {"outputs": 6, "hidden_units": 4}, (maps(2, 2, 3),), (None, 6), F32),
     LayerCase(AUHead, {"num_aus": 3, "hidden_units": 4}, (maps(5),), ((None, 3), (None, 3)),
               (F32, F32)),
-    LayerCase(JaaNet, {"config": TINY_NET}, (maps(CROP, CROP, 3),),
-              {"au_probability": (None, 3), "au_logit": (None, 3),
-               "landmarks": (None, 2 * NUM_LANDMARKS), "attention": (None, 8, 8, 3),
-               "attention_logit": (None, 8, 8, 3), "attention_initial": (None, 8, 8, 3)},
-              {key: F32 for key in ("au_probability", "au_logit", "landmarks", "attention",
-                                    "attention_logit", "attention_initial")},
-              untrained=r"(entry|refine/conv[1-3]|conv\d_\d)/bias"),
+    # Convolutions before a normalisation and the float32 output convolution (no BN after it).
+    LayerCase(InpaintingDecoder, {"channels": (4, 2)}, (maps(4, 4, 8),), (None, 16, 16, 3), F32,
+              untrained=r"conv\d/bias"),
+    LayerCase(FlowHead, {"output_size": 8, "channels": (4, 2)}, (maps(2, 2, 6),),
+              (None, 8, 8, 2), F32, untrained=r"conv\d/bias"),
+    LayerCase(JaaNet, {"config": TINY_NET}, (maps(CROP, CROP, 3),), NET_OUTPUTS,
+              {key: F32 for key in NET_OUTPUTS}, untrained=NET_UNTRAINED),
+    # With both auxiliary heads, called as in training: labelled and auxiliary images.
+    LayerCase(JaaNet, {"config": TINY_NET.replace(auxiliary=("inpainting", "flow"))},
+              ({"images": maps(CROP, CROP, 3), "auxiliary_images": maps(CROP, CROP, 3)},),
+              {**NET_OUTPUTS, **AUXILIARY_OUTPUTS},
+              {key: F32 for key in {**NET_OUTPUTS, **AUXILIARY_OUTPUTS}}, untrained=NET_UNTRAINED,
+              variant="auxiliary"),
 ]
 WITH_WEIGHTS = [case for case in CASES if case.layer_class is not InitialAttentionMaps]
 

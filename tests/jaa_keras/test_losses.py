@@ -28,7 +28,9 @@ def value(tensor):
 def config(num_aus=3, **kw):
     return SimpleNamespace(num_aus=num_aus, lambda_align=kw.get("lambda_align", 0.5),
                            lambda_refine=kw.get("lambda_refine", 1e-7),
-                           attention_refinement=kw.get("attention_refinement", True))
+                           attention_refinement=kw.get("attention_refinement", True),
+                           inpainting_weight=kw.get("inpainting_weight", 1.0),
+                           flow_weight=kw.get("flow_weight", 1.0))
 
 
 # --- weights ---------------------------------------------------------------------------------
