@@ -11,7 +11,8 @@ from components import artifact_kinds as kinds
 from components.base import InputSpec, Parameter, StageSpec
 from components.base.contract import (NON_NEGATIVE, NON_NEGATIVE_REAL, POSITIVE, POSITIVE_REAL,
                                       Rule)
-from components.train.presets import AUXILIARY_TASKS, SCHEDULES, TRAINING_PRESETS
+from components.train.presets import SCHEDULES, TRAINING_PRESETS
+from jaa_keras.config import AUXILIARY_TASKS
 from schemas.face import DATASETS, PARTS
 
 TRAIN = StageSpec(

@@ -2,8 +2,6 @@
 contract (and the command line made from it) reads them without importing Keras."""
 
 SCHEDULES = ("paper", "joint")  # schedule.py builds their phases
-# TEMP (branch train): jaa_keras.config.AUXILIARY_TASKS once the model branch is merged.
-AUXILIARY_TASKS = ("inpainting", "flow")
 # The network's fields that only an auxiliary task reads: setting one without its task is a
 # mistake (the value would be recorded but never used), so the train stage refuses it.
 AUXILIARY_FIELDS = {"inpainting": ("inpainting_weight", "inpainting_patch"),

@@ -194,8 +194,7 @@ class TrainingData:
         self.config, self.files, self.pool = model_config, files, pool
         self.batch_size, self.seed, self.shuffle_buffer = batch_size, seed, shuffle_buffer
         self.label_fraction = label_fraction
-        # TEMP (branch train): model_config.auxiliary once the model branch is merged.
-        self.tasks = tuple(getattr(model_config, "auxiliary", ()))
+        self.tasks = model_config.auxiliary
         num_aus, crop = model_config.num_aus, model_config.crop_size
         self.record_counts = ip.file_record_counts(files, examples_dir)
         self.train_split, self.validation = None, None
@@ -249,8 +248,7 @@ class TrainingData:
             return labelled
         auxiliary = ip.auxiliary_dataset(
             self.pool, config.num_aus, config.crop_size, tasks=self.tasks, aus=config.aus,
-            # TEMP (branch train): config.inpainting_patch once the model branch is merged.
-            patch=getattr(config, "inpainting_patch", None), batch_size=self.auxiliary_batch,
+            patch=config.inpainting_patch, batch_size=self.auxiliary_batch,
             batches=self.steps_per_epoch, seed=self.seed, epoch=epoch,
             shuffle_buffer=self.shuffle_buffer, record_counts=self.pool_counts,
             pool_size=self.pool_size, subject_split=self.train_split)
@@ -414,9 +412,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
     ckpt_dir, log_dir = out / "checkpoints", out / "logs"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     files = ip.part_files(examples_dir, train_parts)
-    # TEMP (branch train): model_config.auxiliary once the model branch is merged.
-    pool = files + ip.unlabelled_files(examples_dir, train_parts) \
-        if getattr(model_config, "auxiliary", ()) else []
+    pool = files + ip.unlabelled_files(examples_dir, train_parts) if model_config.auxiliary else []
     num_aus = model_config.num_aus
     total_epochs = sum(p.epochs for p in phases)
     keep_best = any(p.keep_best for p in phases)

@@ -175,3 +175,19 @@ def test_label_fraction_keeps_a_stable_share_of_the_coded_frames(coded):
 
 PINNED_HALF = [0, 1, 2, 4, 6, 7, 14, 17]
 
+
+
+def test_inpainting_masks_au_regions_of_the_face_and_keeps_it_as_the_target(pool):
+    ds = ip.auxiliary_dataset(pool, len(AUS), 64, tasks=("inpainting", "flow"), aus=AUS,
+                              patch=0.28, batch_size=17, batches=1, seed=2)
+    images, targets = next(iter(ds))
+    images, mask = images.numpy(), targets["inpainting_mask"].numpy()
+    face = targets["inpainting_target"].numpy()
+    assert set(targets) == {"inpainting_target", "inpainting_mask", "flow", "has_flow"}
+    assert mask.shape == (17, 64, 64, 1) and set(np.unique(mask)) == {0.0, 1.0}
+    # 1 to 3 AUs, two squares of 17 or 18 pixels a side each (0.28 of 64), overlapping or not.
+    masked = mask.sum(axis=(1, 2, 3))
+    assert np.all(masked >= 17 * 17) and np.all(masked <= 6 * 18 * 18)
+    assert len({m.tobytes() for m in mask}) > 1
+    np.testing.assert_array_equal(images, face * (1 - mask))     # masked pixels: 0, grey
+    assert face.min() >= -1 and face.max() <= 1

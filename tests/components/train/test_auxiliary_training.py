@@ -169,3 +169,86 @@ def test_the_auxiliary_stream_rides_along_the_labelled_batches(examples):
     for (x, y), (x2, y2) in zip(batches, again):
         np.testing.assert_array_equal(x["auxiliary_images"], x2["auxiliary_images"])
         np.testing.assert_array_equal(y["flow"], y2["flow"])
+
+
+# -- training ---------------------------------------------------------------------------------
+def _event_tags(folder):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+    tags = set()
+    for file in folder.glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(file)):
+            event = event_pb2.Event.FromString(record.numpy())
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+@pytest.mark.slow
+def test_auxiliary_training_records_its_losses_and_a_stopped_run_resumes_exactly(examples,
+                                                                                 tmp_path):
+    import json
+    import shutil
+
+    import keras
+
+    from components.base import COMPLETION_FILE, STARTED_FILE, Artifact
+    params = _params(auxiliary=["inpainting", "flow"], auxiliary_ratio=0.5, label_fraction=0.5,
+                     model_overrides={**TINY, "flow_weight": 2.0, "inpainting_patch": 0.2},
+                     epochs=[2, 0, 0], learning_rates=[0.05])
+    straight = tmp_path / "straight"
+    run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": straight},
+              parameters=params, log=None)
+    history = json.loads((straight / "history.json").read_text())
+    assert len(history) == 2
+    for entry in history:
+        assert entry["inpainting"] > 0 and entry["flow"] > 0 and np.isfinite(entry["loss"])
+        assert entry["steps"] == -(-len(_kept(examples, 0.5)) // 6)   # the labelled epoch
+    assert {"epoch_inpainting", "epoch_flow"} <= _event_tags(straight / "logs" / "train")
+    summary = Artifact(straight).summary
+    assert summary["labelled_examples"] == len(_kept(examples, 0.5))
+    assert summary["auxiliary"] == {"tasks": ["inpainting", "flow"], "batch_size": 3,
+                                    "pool": 38, "unlabelled_files": 3}
+    model = keras.models.load_model(straight / "model.keras", compile=False)
+    assert (model.config.auxiliary, model.config.flow_weight, model.config.inpainting_patch,
+            model.config.inpainting_weight) == (("inpainting", "flow"), 2.0, 0.2, 1.0)
+    # The same run stopped after its first epoch (what a kill leaves: the first checkpoint and
+    # the started record), then run again: it resumes and ends where the straight run ended.
+    stopped = tmp_path / "stopped"
+    shutil.copytree(straight, stopped)
+    record = json.loads((stopped / COMPLETION_FILE).read_text())
+    for leftover in (COMPLETION_FILE, "model.keras", "history.json"):
+        (stopped / leftover).unlink()
+    shutil.rmtree(stopped / "checkpoints" / "epoch-002")
+    shutil.rmtree(stopped / "logs")
+    (stopped / STARTED_FILE).write_text(json.dumps({"stage": "train",
+                                                    "cache_key": record["cache_key"]}))
+    result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": stopped},
+                       parameters=params, log=None)
+    assert result.status == "ran" and result.summary["epochs_run_now"] == 1
+    resumed = keras.models.load_model(stopped / "model.keras", compile=False)
+    assert len(resumed.weights) == len(model.weights)
+    for a, b in zip(resumed.weights, model.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6,
+                                   err_msg=a.path)
+    assert json.loads((stopped / "history.json").read_text())[1]["loss"] == pytest.approx(
+        history[1]["loss"], rel=1e-5)
+
+
+def test_a_model_with_auxiliary_heads_seeds_one_without_and_the_reverse():
+    from components.train.transfer import seed_from
+    from jaa_keras import build_jaanet
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    heads = build_jaanet("bp4d", **TINY, auxiliary=("inpainting", "flow"))
+    plain = build_jaanet("bp4d", **TINY)
+    assert seed_from(heads, plain)["fresh"] == []
+    for key, value in heads(images, training=False).items():
+        np.testing.assert_array_equal(value, plain(images, training=False)[key], err_msg=key)
+    flow_only = build_jaanet("bp4d", **TINY, auxiliary=("flow",))
+    before = [np.asarray(w) for w in flow_only.flow_head.weights]
+    done = seed_from(plain, flow_only)
+    assert done["copied"] == "all" and done["fresh"] == ["flow_head"]   # kept as drawn
+    for a, b in zip(before, flow_only.flow_head.weights):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    assert seed_from(heads, flow_only)["fresh"] == []                     # its head copied too
+    np.testing.assert_array_equal(np.asarray(flow_only.flow_head.weights[0]),
+                                  np.asarray(heads.flow_head.weights[0]))
