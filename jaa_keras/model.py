@@ -37,8 +37,9 @@ class JaaNet(keras.Model):
     With RTATL's auxiliary heads (config.auxiliary), training passes a dict instead:
     {"images": (B, crop, crop, 3), "auxiliary_images": (B_u, crop, crop, 3)} gives the outputs
     above for "images" plus, for "auxiliary_images", `inpainted` (B_u, crop, crop, 3) in [-1, 1]
-    and/or `flow` (B_u, crop/4, crop/4, 2) in crop pixels, one per task named (float32). A tensor
-    input (serving, evaluation) gives exactly the outputs above, with or without heads.
+    and/or `flow` (B_u, crop/4, crop/4, 2) in crop pixels, one per task named (float32); B_u >= 1
+    (TensorFlow's CPU convolution fails on an empty batch). A tensor input (serving, evaluation)
+    gives exactly the outputs above, with or without heads.
     """
 
     def __init__(self, config: JaaNetConfig | dict, **kwargs):

@@ -1,4 +1,5 @@
-"""JAA-Net losses against hand-computed values (the arithmetic is written out here, not imported)."""
+"""JAA-Net's and RTATL's losses against hand-computed values (the arithmetic is written out
+here, not imported)."""
 import math
 from types import SimpleNamespace
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 
 from jaa_keras.au_weights import au_loss_weights
 from jaa_keras.losses import (LOSS_NAMES, JaaNetLoss, alignment_loss, attention_refine_loss,
-                              au_dice_loss, au_softmax_loss)
+                              au_dice_loss, au_softmax_loss, flow_loss, inpainting_loss)
 
 LABELS = np.array([[1, 0, -1],
                    [0, 1, 1]], np.int64)
@@ -279,3 +280,79 @@ def test_total_loss_ignores_unknown_labels_and_is_graph_safe():
 def test_total_loss_rejects_wrong_weight_count():
     with pytest.raises(ValueError, match="3 AUs"):
         JaaNetLoss(config(), [1.0, 1.0])
+
+
+# --- RTATL's auxiliary losses --------------------------------------------------------------------
+
+def test_inpainting_loss_is_the_mean_absolute_error_over_the_masked_pixels():
+    target = np.zeros((2, 2, 2, 3), np.float32)
+    inpainted = np.full((2, 2, 2, 3), 9.0, np.float32)  # unmasked pixels: far off, and ignored
+    mask = np.zeros((2, 2, 2, 1), np.float32)
+    mask[0, 0, 0], inpainted[0, 0, 0] = 1, [0.5, -0.25, 1.0]  # face 0: one masked pixel, 1.75
+    mask[1, 0, 1], inpainted[1, 0, 1] = 1, [0.1, 0.2, 0.3]    # face 1: two, 0.6 and 2.0
+    mask[1, 1, 1], inpainted[1, 1, 1] = 1, [-1.0, 1.0, 0.0]
+    inpainted = tf.Variable(inpainted)
+    with tf.GradientTape() as tape:
+        loss = inpainting_loss(target, inpainted, mask)
+    # 3 masked pixels x 3 channels, each weighing the same whichever face it is in.
+    assert value(loss) == pytest.approx((1.75 + 0.6 + 2.0) / 9, rel=1e-6)
+    gradient = tape.gradient(loss, inpainted).numpy()
+    np.testing.assert_allclose(gradient, np.sign(inpainted.numpy()) * mask / 9, rtol=1e-6)
+
+
+def test_inpainting_loss_is_zero_when_nothing_is_masked():
+    inpainted = tf.Variable(np.ones((2, 4, 4, 3), np.float32))
+    with tf.GradientTape() as tape:
+        loss = inpainting_loss(-np.ones((2, 4, 4, 3), np.float32), inpainted,
+                               np.zeros((2, 4, 4, 1), np.float32))
+    assert value(loss) == 0.0
+    assert np.all(tape.gradient(loss, inpainted).numpy() == 0)
+
+
+def test_flow_loss_is_the_mean_end_point_error_over_the_faces_with_flow():
+    target = np.zeros((3, 2, 2, 2), np.float32)
+    flow = np.zeros((3, 2, 2, 2), np.float32)
+    flow[0, 1, 0] = (-3.0, 4.0)            # face 0: one cell off by (3, -4), 5; three perfect
+    target[1] = np.nan                      # face 1 has no flow: whatever its target holds
+    target[2, ..., 0] = 1.0                 # face 2: every cell off by (1, 0)
+    has_flow = np.array([1.0, 0.0, 1.0], np.float32)
+    flow = tf.Variable(flow)
+    with tf.GradientTape() as tape:
+        loss = flow_loss(target, flow, has_flow)
+    assert value(loss) == pytest.approx((5.0 + 4 * 1.0) / 8, rel=1e-6)  # 2 faces x 4 cells
+    gradient = tape.gradient(loss, flow).numpy()
+    expected = np.zeros_like(gradient)
+    expected[0, 1, 0] = np.array([-3.0, 4.0]) / 5 / 8  # (flow - target) / |flow - target| / 8
+    expected[2, ..., 0] = -1.0 / 8
+    np.testing.assert_allclose(gradient, expected, rtol=1e-6)  # 0, not NaN, at perfect cells
+
+
+def test_flow_loss_is_zero_when_no_face_has_flow():
+    flow = tf.Variable(np.ones((2, 3, 3, 2), np.float32))
+    with tf.GradientTape() as tape:
+        loss = flow_loss(np.zeros((2, 3, 3, 2), np.float32), flow, np.zeros(2, np.float32))
+    assert value(loss) == 0.0
+    assert np.all(tape.gradient(loss, flow).numpy() == 0)
+
+
+def test_total_loss_adds_the_weighted_auxiliary_parts_when_the_heads_gave_outputs():
+    rng = np.random.default_rng(8)
+    y_true, y_pred = _batch(rng)
+    y_true.update({"inpainting_target": rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32),
+                   "inpainting_mask": (rng.uniform(size=(2, 8, 8, 1)) < 0.3).astype(np.float32),
+                   "flow": rng.normal(size=(2, 2, 2, 2)).astype(np.float32),
+                   "has_flow": np.array([1.0, 0.0], np.float32)})
+    auxiliary = {"inpainted": rng.uniform(-1, 1, (2, 8, 8, 3)).astype(np.float32),
+                 "flow": rng.normal(size=(2, 2, 2, 2)).astype(np.float32)}
+    objective = JaaNetLoss(config(inpainting_weight=0.5, flow_weight=2.0), WEIGHTS)
+    supervised = {k: value(v) for k, v in objective(y_true, y_pred).items()}
+    assert set(supervised) == set(LOSS_NAMES)  # no auxiliary output, no auxiliary part
+    parts = {k: value(v) for k, v in objective(y_true, {**y_pred, **auxiliary}).items()}
+    assert parts["inpainting"] == pytest.approx(value(inpainting_loss(
+        y_true["inpainting_target"], auxiliary["inpainted"], y_true["inpainting_mask"])))
+    assert parts["flow"] == pytest.approx(value(flow_loss(y_true["flow"], auxiliary["flow"],
+                                                          y_true["has_flow"])))
+    assert parts["loss"] == pytest.approx(
+        supervised["loss"] + 0.5 * parts["inpainting"] + 2.0 * parts["flow"], rel=1e-6)
+    only_flow = objective(y_true, {**y_pred, "flow": auxiliary["flow"]})
+    assert "inpainting" not in only_flow and "flow" in only_flow
