@@ -6,7 +6,10 @@
    the JPEG encode and the tf.Example serialization of frames already in memory, on the synthetic
    frames (288 x 288) and on the same frames scaled to BP4D's 1040 x 1392 (the warp reads more
    memory there). Target: >= 150 frames/s per core.
-2. the whole job (read + decode + align + encode + write + tally) on the in-process runner with
+2. the flow step alone, one thread: for a pair of aligned faces stored as JPEG (t and t + k),
+   both decoded to grey, OpenCV's DIS flow (MEDIUM) between them and the area-average to 50 x 50
+   (pipeline/flow.py): flow targets per second, i.e. frames/s of the step.
+3. the whole job (read + decode + align + encode + flow + write + tally) on the in-process runner with
    one worker, from synthetic raw folders in BP4D's layout: the rate, and from two sizes the
    steady per-frame rate and the fixed overhead (pipeline construction, runner start, write
    finalisation); a profile names what dominates.
@@ -27,6 +30,7 @@ import numpy as np
 
 from pipeline import job
 from pipeline.align import AlignmentError, align_face
+from pipeline.flow import DIS_PRESET, flow_target, grey_face
 from pipeline.sources import bp4d
 from pipeline.synthetic import SyntheticSpec, ensure
 from schemas.example import encode_example
@@ -101,6 +105,25 @@ def bench_decode(frames, scale_to=None, repeats=3):
     return round(statistics.median(times), 3)
 
 
+def bench_flow(frames, offset=2, repeats=3):
+    """Median flow targets per second on one thread: consecutive usable frames aligned and stored
+    as JPEG (q95), paired t -> t + offset in their order."""
+    faces = []
+    for f in frames:
+        face = align_face(f.image, f.landmarks).image
+        faces.append(cv2.imencode(".jpg", cv2.cvtColor(face, cv2.COLOR_RGB2BGR),
+                                  [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+    pairs = list(zip(faces, faces[offset:]))
+    dis = cv2.DISOpticalFlow_create(DIS_PRESET)
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for jpeg_from, jpeg_to in pairs:
+            flow_target(grey_face(jpeg_from), grey_face(jpeg_to), dis)
+        rates.append(len(pairs) / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
 def bench_job(raw, spec, work, repeats):
     """(frames, median seconds of the Beam part) of the whole job, in process, one worker."""
     seconds = []
@@ -118,6 +141,7 @@ _PROFILE_PARTS = {
     "read: decode raw JPEG": ("imageio.py", "read_jpeg"),
     "read: landmarks and labels": ("matlab.py", "read_v73_struct_field"),
     "align (warp)": ("align.py", "align_face"),
+    "flow: DIS + average": ("flow.py", "flow_target"),
     "encode: JPEG": ("~", "<imencode>"),
     "encode: tf.Example": ("example.py", "encode_example"),
     "write: GZIP TFRecords": ("tfrecordio.py", "write_record"),
@@ -178,6 +202,7 @@ def main(argv=None):
         "align_encode_frames_per_s_per_core": {"288x288": round(small, 1),
                                                "1040x1392": round(large, 1)},
         "align_encode_ms_per_step": {"288x288": small_steps, "1040x1392": large_steps},
+        "flow_targets_per_s_per_core": round(bench_flow(frames[:200], repeats=args.repeats), 1),
         "raw_jpeg_decode_ms": {"288x288": bench_decode(frames[:200], None, args.repeats),
                                "1040x1392": bench_decode(frames[:50], BP4D_SIZE, args.repeats)},
         "job_in_process_1_worker": {"frames_per_s": round(n2 / t2, 1),

@@ -50,14 +50,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.base import UserError
 from pipeline.align import AlignmentError, align_face, transform_points
+from pipeline.sources.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.tracking import REDETECT_EVERY
 from schemas.face import NUM_LANDMARKS, au_name
 
 _LOG = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
-                  ".flv", ".3gp", ".ts", ".gif"}
 SERVING_SIGNATURE = "serving_default"
 KERAS_THRESHOLD = 0.5   # a .keras file carries no threshold; the export's default
 PROGRESS_EVERY_S = 5.0

@@ -5,12 +5,24 @@ TFRecords per subject-exclusive part.
         --runner=DirectRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 
 Output (`output_dir`):
-    part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz   GZIP TFRecords of schemas.example
+    part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz   GZIP TFRecords of schemas.example: the
+                                                       coded frames of the part's subjects
+    unlabelled/part{1,2,3}/frames-*.tfrecord.gz        the same records for the uncoded frames of
+                                                       the part's subjects (every AU -1): BP4D
+                                                       images beyond the coded rows, sequences
+                                                       without codes, --unlabelled_dir subjects
+                                                       named like the dataset's
+    unlabelled/outside/frames-*.tfrecord.gz            --unlabelled_dir frames of subjects in no
+                                                       part (written only with --unlabelled_dir)
     rejected/rejected-00000-of-00001.jsonl             one JSON line per frame set aside
-    stats.json      counts and AU occurrence per part; AU loss weights per training split;
-                    sequences per landmark pairing (pipeline.sources.bp4d: how each was decided)
+    stats.json      counts and AU occurrence per part, its unlabelled frames and its records with a
+                    flow target; AU loss weights per training split; sequences per landmark
+                    pairing (pipeline.sources.bp4d: how each was decided)
     manifest.json   subjects per part, counts, every file written (stats.json included) with its
                     size, sha256 and record count; readers take the part files from this list
+                    (pipeline.manifest.listed_files, listed_unlabelled_files)
+Every record of a sequence whose frame t + flow_offset was also aligned carries the optical flow
+to it (pipeline.flow, docs/data.md), coded and uncoded frames alike.
     _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
                     versions, counts, timings. A folder without it is incomplete.
 
@@ -21,7 +33,8 @@ lists went missing or changed); `force` rebuilds; a complete local output stays,
 until its replacement (written in `_STAGING/`) is complete; what changed is logged first. The
 output may be a URL (gs://...); its path must not contain * ? [ (Beam reads it as a pattern,
 and deletes what it matches). After the Beam job the outputs are read back and frames in =
-examples written + frames rejected is checked; a mismatch fails the job.
+examples written + unlabelled frames written + frames rejected is checked, and the coded frames
+read against the rows of the label files; a mismatch fails the job.
 
 Logged at INFO (`--log_level`): one line per sequence or video with its frames written and
 rejected, and the Beam counters at the end; the summary is printed as JSON.
@@ -56,12 +69,14 @@ from components.startup import LOG_LEVELS, configure_logging
 from jaa_keras.au_weights import au_loss_weights
 from pipeline.manifest import MANIFEST_FILE, STATS_FILE, damaged_files, listed_entries
 from pipeline.options import PreprocessOptions, refuse_unknown_flags
-from pipeline.sources import DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects
+from pipeline.sources import (DatasetLayoutError, bp4d, disfa, part_of, source, unknown_subjects,
+                              unlabelled)
 from pipeline.synthetic import SyntheticSpec, ensure
-from pipeline.transforms import (EXAMPLES_SUFFIX, NAMESPACE, REJECTED_DIR,
-                                 REJECTED_SUFFIX, AlignFrames, EncodeExamples, ReadUnits,
-                                 ReportUnits, Tally, WriteExamples, WriteRejected)
-from schemas.face import PARTS, au_names
+from pipeline.transforms import (DEFAULT_FLOW_OFFSET, DESTINATIONS, EXAMPLES_SUFFIX, NAMESPACE,
+                                 OUTSIDE, REJECTED_DIR, REJECTED_SUFFIX, AlignFrames,
+                                 EncodeExamples, ReadUnits, ReportUnits, Tally, WriteExamples,
+                                 WriteRejected, destination)
+from schemas.face import AU_SETS, PARTS, au_names
 
 WORK_DIR = "_work"
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
@@ -78,7 +93,8 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
                       beam_args: list[str] | None = None, force: bool = False, *,
                       landmark_offset: int | None = None, video_offset: int | None = None,
                       jpeg_quality: int = 95, num_shards: int = 0, frame_reshuffle: str = "off",
-                      synthetic: SyntheticSpec | None = None, log=_LOG.info) -> dict:
+                      synthetic: SyntheticSpec | None = None, unlabelled_dir: str | None = None,
+                      flow_offset: int = DEFAULT_FLOW_OFFSET, log=_LOG.info) -> dict:
     """Preprocess one dataset into `output_dir` as the pipeline's preprocess stage does (the same
     contract, caching and completion record); returns the summary kept in _COMPLETE.json with
     "status": "ran" or "skipped".
@@ -87,6 +103,9 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
     data_dir     the raw dataset; for "synthetic" where the generated raw set lives (reused when
                  its SYNTHETIC.json matches `synthetic`, default SyntheticSpec())
     output_dir   a local folder or a URL (gs://...)
+    unlabelled_dir  extra face videos / image sequences without AU codes, a local folder
+                 (pipeline.sources.unlabelled), or None
+    flow_offset  the flow target of frame t leads to frame t + flow_offset
     beam_args    Beam's own flags (--runner, --direct_num_workers, --project, ...)
     Raises a UserError before any work when the input is not usable.
     """
@@ -100,13 +119,14 @@ def run_preprocessing(dataset: str, data_dir: str, output_dir: str,
                            "beam_args": list(beam_args or []), "jpeg_quality": jpeg_quality,
                            "num_shards": num_shards, "landmark_offset": landmark_offset,
                            "video_offset": video_offset, "frame_reshuffle": frame_reshuffle,
-                           "synthetic": dataclasses.asdict(synthetic) if synthetic else None})
+                           "synthetic": dataclasses.asdict(synthetic) if synthetic else None,
+                           "unlabelled_dir": unlabelled_dir, "flow_offset": flow_offset})
     return {**result.summary, "status": result.status}
 
 
 def read_raw(params: dict) -> dict:
     """The preprocess stage's sources: the raw dataset folder checked (generated first for the
-    synthetic set) and fingerprinted."""
+    synthetic set) and fingerprinted, and so is the --unlabelled_dir when given."""
     raw_format, data_dir, _ = _raw_input(params)
     reader = source(raw_format)
     reader.validate_root(data_dir)
@@ -115,7 +135,16 @@ def read_raw(params: dict) -> dict:
         raise DatasetLayoutError(
             f"{data_dir}: subject(s) {', '.join(strangers)} are in no official {raw_format} part "
             f"(docs/data.md); move them out of the folder to preprocess the rest")
-    return {"raw": _fingerprint(data_dir)}
+    fingerprints = {"raw": _fingerprint(data_dir)}
+    extra = _unlabelled_dir(params)
+    if extra:
+        unlabelled.validate_root(extra)
+        fingerprints["unlabelled"] = _fingerprint(extra)
+    return fingerprints
+
+
+def _unlabelled_dir(params: dict) -> str | None:
+    return os.path.abspath(params["unlabelled_dir"]) if params.get("unlabelled_dir") else None
 
 
 def write_examples(params: dict, output_dir: str) -> dict:
@@ -125,6 +154,8 @@ def write_examples(params: dict, output_dir: str) -> dict:
     raw_format, data_dir, _ = _raw_input(params)
     units = source(raw_format).list_units(data_dir)
     expected_frames = _labelled_frames(raw_format, units)
+    extra = _unlabelled_dir(params)
+    units += unlabelled.list_units(extra) if extra else []
     read_options = _read_options(raw_format, params["landmark_offset"], params["video_offset"])
     options = PipelineOptions(params["beam_args"])
     runner, in_process = _runner(options)
@@ -133,7 +164,7 @@ def write_examples(params: dict, output_dir: str) -> dict:
     pipeline = beam.Pipeline(runner=runner, options=options)
     build_pipeline(pipeline, units, raw_format, output_dir, read_options=read_options,
                    jpeg_quality=params["jpeg_quality"], num_shards=params["num_shards"],
-                   reshuffle=reshuffle)
+                   reshuffle=reshuffle, flow_offset=params["flow_offset"], outside=bool(extra))
     result = pipeline.run()
     state = result.wait_until_finish()
     if state != PipelineState.DONE:
@@ -141,15 +172,16 @@ def write_examples(params: dict, output_dir: str) -> dict:
     beam_seconds = time.perf_counter() - started
 
     summary = _finish_output(output_dir, params["dataset"], units, read_options,
-                             expected_frames)
+                             expected_frames, raw_format)
     summary["counters"] = _counters(result)
     _LOG.info("Beam counters: %s", ", ".join(f"{name} {value}"
                                              for name, value in summary["counters"].items()))
     summary["frame_reshuffle"] = {"option": params["frame_reshuffle"], "applied": reshuffle}
     summary["seconds"] = {"beam": round(beam_seconds, 3),
                           "total": round(time.perf_counter() - started, 3)}
-    _LOG.info("%s: %d frames in, %d examples written, %d rejected", output_dir,
-              summary["frames_in"], summary["examples_total"], summary["rejected_total"])
+    _LOG.info("%s: %d frames in, %d examples and %d unlabelled frames written, %d rejected",
+              output_dir, summary["frames_in"], summary["examples_total"],
+              summary["unlabelled_total"], summary["rejected_total"])
     return summary
 
 
@@ -176,16 +208,19 @@ def _raw_input(params: dict):
 
 
 def build_pipeline(pipeline, units, raw_format: str, output_dir: str, *, read_options: dict,
-                   jpeg_quality: int, num_shards: int, reshuffle: bool) -> None:
-    """The job's graph, top to bottom."""
+                   jpeg_quality: int, num_shards: int, reshuffle: bool,
+                   flow_offset: int = DEFAULT_FLOW_OFFSET, outside: bool = False) -> None:
+    """The job's graph, top to bottom. `outside`: write unlabelled/outside/ (--unlabelled_dir)."""
     frames = (pipeline
               | "Units" >> beam.Create(units)
-              | "ReadUnits" >> ReadUnits(read_options, reshuffle=reshuffle))
+              | "ReadUnits" >> ReadUnits(read_options, reshuffle=reshuffle,
+                                         num_aus=len(AU_SETS[raw_format])))
     aligned = frames | "AlignFrames" >> AlignFrames()
-    encoded = aligned["aligned"] | "EncodeExamples" >> EncodeExamples(raw_format, jpeg_quality)
+    encoded = aligned["aligned"] | "EncodeExamples" >> EncodeExamples(raw_format, jpeg_quality,
+                                                                       flow_offset)
     examples = encoded["examples"]
     rejected = (aligned["rejected"], encoded["rejected"]) | "Rejected" >> beam.Flatten()
-    _ = examples | "WriteExamples" >> WriteExamples(output_dir, num_shards)
+    _ = examples | "WriteExamples" >> WriteExamples(output_dir, num_shards, outside=outside)
     _ = rejected | "WriteRejected" >> WriteRejected(output_dir)
     _ = (examples, rejected) | "ReportUnits" >> ReportUnits()
     _ = ((frames, examples, rejected)
@@ -213,9 +248,17 @@ def au_weights(positive, labelled) -> tuple[list[float], list[float], list[int]]
 
 def _stats(dataset: str, tally: dict) -> dict:
     names = au_names(dataset)
-    empty = {"examples": 0, "subjects": [], "positive": [0] * len(names),
+    empty = {"examples": 0, "with_flow": 0, "subjects": [], "positive": [0] * len(names),
              "negative": [0] * len(names), "unknown": [0] * len(names)}
-    parts = {str(p): tally["parts"].get(str(p), empty) for p in PARTS}
+    records = {folder: tally["records"].get(folder, empty) for folder in DESTINATIONS}
+    parts = {}
+    for p in PARTS:
+        coded, uncoded = records[destination(p, True)], records[destination(p, False)]
+        # with_flow: the part's records (examples and unlabelled frames) with a flow target
+        parts[str(p)] = {**coded, "unlabelled": uncoded["examples"],
+                         "unlabelled_subjects": uncoded["subjects"],
+                         "with_flow": coded["with_flow"] + uncoded["with_flow"]}
+    outside = records[destination(None, False)]
     for part in parts.values():
         part["occurrence_rate"] = [pos / (pos + neg) if pos + neg else None
                                    for pos, neg in zip(part["positive"], part["negative"])]
@@ -236,7 +279,10 @@ def _stats(dataset: str, tally: dict) -> dict:
                          "occurrence", test, ", ".join(names[i] for i in floored),
                          ZERO_RATE_POSITIVES)
     return {"dataset": dataset, "aus": names, "frames_in": tally["frames_in"],
-            "rejected": tally["rejected"], "parts": parts, "splits": splits,
+            "coded_frames_in": tally["coded_in"], "rejected": tally["rejected"], "parts": parts,
+            "outside": {"unlabelled": outside["examples"], "with_flow": outside["with_flow"],
+                        "subjects": outside["subjects"]},
+            "splits": splits,
             "landmark_pairing": tally["landmark_pairing"],
             "weight_rule": "w_i = (1/r_i) * n_au / sum_k (1/r_k), r_i = positive / labelled frames "
                            "of the two training parts (docs/network.md); an AU without a positive "
@@ -246,34 +292,39 @@ def _stats(dataset: str, tally: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 # The output read back and checked
 def _finish_output(output_dir: str, dataset: str, units, read_options: dict,
-                   expected_frames: int) -> dict:
+                   expected_frames: int, raw_format: str | None = None) -> dict:
     """Read the outputs back, check the totals, write stats.json and manifest.json."""
     tally = files.read_json(files.join(output_dir, WORK_DIR, "tally.json"), "the job's tally")
     listed, records = [], {}
     for relative in files.walk_files(output_dir):
         path = files.join(output_dir, relative)
-        top = relative.split("/")[0]
-        if top.startswith("part") and relative.endswith(EXAMPLES_SUFFIX):
+        folder = relative.rsplit("/", 1)[0] if "/" in relative else ""
+        if folder in DESTINATIONS and relative.endswith(EXAMPLES_SUFFIX):
             count = _count_records(path)
-        elif top == REJECTED_DIR and relative.endswith(REJECTED_SUFFIX):
+        elif folder == REJECTED_DIR and relative.endswith(REJECTED_SUFFIX):
             count = _count_lines(path)
         else:
             continue
-        records[top] = records.get(top, 0) + count
+        records[folder] = records.get(folder, 0) + count
         listed.append(_manifest_entry(output_dir, relative, count))
-    examples = {str(p): records.get(f"part{p}", 0) for p in PARTS}
+    examples = {str(p): records.get(destination(p, True), 0) for p in PARTS}
+    uncoded = {str(p): records.get(destination(p, False), 0) for p in PARTS}
+    uncoded[OUTSIDE] = records.get(destination(None, False), 0)
     rejected = records.get(REJECTED_DIR, 0)
+    written = sum(examples.values()) + sum(uncoded.values())
     problems = []
-    if tally["frames_in"] != expected_frames:
-        problems.append(f"the label files list {expected_frames} frames but {tally['frames_in']} "
-                        f"were read")
-    if tally["frames_in"] != sum(examples.values()) + rejected:
+    if tally["coded_in"] != expected_frames:
+        problems.append(f"the label files list {expected_frames} frames but {tally['coded_in']} "
+                        f"coded frames were read")
+    if tally["frames_in"] != written + rejected:
         problems.append(f"{tally['frames_in']} frames read but {sum(examples.values())} examples "
-                        f"written + {rejected} rejected")
-    for part, count in examples.items():
-        tallied = tally["parts"].get(part, {}).get("examples", 0)
+                        f"written + {sum(uncoded.values())} unlabelled frames written + "
+                        f"{rejected} rejected")
+    for folder in DESTINATIONS:
+        tallied = tally["records"].get(folder, {}).get("examples", 0)
+        count = records.get(folder, 0)
         if tallied != count:
-            problems.append(f"part {part}: {tallied} examples encoded but {count} in its files")
+            problems.append(f"{folder}: {tallied} records encoded but {count} in its files")
     if sum(tally["rejected"].values()) != rejected:
         problems.append(f"{sum(tally['rejected'].values())} frames rejected but {rejected} lines "
                         f"in {REJECTED_DIR}/")
@@ -283,11 +334,24 @@ def _finish_output(output_dir: str, dataset: str, units, read_options: dict,
 
     files.write_json_atomic(files.join(output_dir, STATS_FILE), _stats(dataset, tally))
     listed.append(_manifest_entry(output_dir, STATS_FILE, None))
-    subjects = {str(p): sorted({u.subject for u in units if part_of(u.dataset, u.subject) == p})
-                for p in PARTS}
-    summary = {"dataset": dataset, "frames_in": tally["frames_in"], "examples": examples,
-               "examples_total": sum(examples.values()), "rejected_total": rejected,
-               "rejected_by_reason": tally["rejected"], "subjects": subjects}
+    raw_format = raw_format or dataset
+    dataset_units = [u for u in units if u.dataset != unlabelled.DATASET]
+    subjects = {str(p): sorted({u.subject for u in dataset_units
+                                if part_of(u.dataset, u.subject) == p}) for p in PARTS}
+    summary = {"dataset": dataset, "frames_in": tally["frames_in"],
+               "coded_frames_in": tally["coded_in"], "examples": examples,
+               "examples_total": sum(examples.values()), "unlabelled": uncoded,
+               "unlabelled_total": sum(uncoded.values()),
+               "with_flow_total": sum(t.get("with_flow", 0) for t in tally["records"].values()),
+               "rejected_total": rejected, "rejected_by_reason": tally["rejected"],
+               "subjects": subjects}
+    extra = sorted({u.subject for u in units if u.dataset == unlabelled.DATASET})
+    if extra:   # --unlabelled_dir subjects: named like a dataset subject, or in no part
+        strangers = set(unknown_subjects(raw_format, extra))
+        summary["unlabelled_dir_subjects"] = {
+            **{str(p): [s for s in extra if s not in strangers and part_of(raw_format, s) == p]
+               for p in PARTS},
+            OUTSIDE: sorted(strangers)}
     files.write_json_atomic(files.join(output_dir, MANIFEST_FILE), {
         **summary, "aus": au_names(dataset), "read_options": read_options, "files": listed,
         "versions": package_versions()})
@@ -305,8 +369,9 @@ def _manifest_entry(output_dir: str, relative: str, records: int | None) -> dict
 def _labelled_frames(raw_format: str, units) -> int:
     """Read every label file once before the job: an unreadable one is a DatasetLayoutError
     naming it, and the count is what the readers must yield."""
-    if raw_format == "bp4d":
-        return sum(len(bp4d.read_au_codes(unit.paths["labels"])[0]) for unit in units)
+    if raw_format == "bp4d":   # a sequence without AU codes has no label file
+        return sum(len(bp4d.read_au_codes(unit.paths["labels"])[0]) for unit in units
+                   if "labels" in unit.paths)
     return sum(len(disfa.read_labels(unit.paths["labels"], unit.subject)[0]) for unit in units)
 
 
@@ -447,7 +512,8 @@ def main(argv: list[str] | None = None) -> dict:
             options.dataset, options.data_dir, options.output_dir, argv, force=options.force,
             landmark_offset=options.landmark_offset, video_offset=options.video_offset,
             jpeg_quality=options.jpeg_quality, num_shards=options.num_shards,
-            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic)
+            frame_reshuffle=options.frame_reshuffle, synthetic=synthetic,
+            unlabelled_dir=options.unlabelled_dir, flow_offset=options.flow_offset)
     except UserError as error:
         raise SystemExit(f"pipeline.job: {error}") from None
 

@@ -1,7 +1,7 @@
 """manifest.json of a preprocessed dataset: the files the job wrote, and reading exactly those.
 
-The preprocessing job (pipeline/job.py) lists every file it wrote (the TFRecords of each part,
-the rejected log, stats.json) with its size in bytes and sha256. Readers take the TFRecords of a
+The preprocessing job (pipeline/job.py) lists every file it wrote (the TFRecords of each part and
+of its unlabelled frames, the rejected log, stats.json) with its size in bytes and sha256. Readers take the TFRecords of a
 part from that list, never from a listing of the folder, so a file dropped into a part folder
 later is not read, and check each file's size and sha256 before reading it.
 
@@ -59,6 +59,19 @@ def listed_files(examples_dir, parts) -> list[str]:
     listed = listed_entries(examples_dir)
     entries = _part_entries(listed, parts, examples_dir)
     _verify(examples_dir, entries + [entry for entry in listed if entry["path"] == STATS_FILE])
+    return [os.path.join(examples_dir, entry["path"]) for entry in entries]
+
+
+def listed_unlabelled_files(examples_dir, parts) -> list[str]:
+    """Paths of the uncoded frames' TFRecords of `parts` (unlabelled/part{p}/) and of the
+    subjects in no part (unlabelled/outside/: no fold tests on them), as the manifest lists them,
+    each checked like listed_files; [] for a folder preprocessed before they were written."""
+    examples_dir = os.fspath(examples_dir)
+    folders = [f"unlabelled/part{part}/" for part in parts] + ["unlabelled/outside/"]
+    entries = [entry for folder in folders for entry in sorted(
+        (e for e in listed_entries(examples_dir) if e["path"].startswith(folder)),
+        key=lambda entry: entry["path"])]
+    _verify(examples_dir, entries)
     return [os.path.join(examples_dir, entry["path"]) for entry in entries]
 
 

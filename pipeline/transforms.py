@@ -1,19 +1,26 @@
 """The preprocessing job's Beam transforms, small and named.
 
-    units | ReadUnits(...)          -> RawFrame            (one per labelled frame, decoded)
+    units | ReadUnits(...)          -> RawFrame            (every frame, coded or not, decoded)
           | AlignFrames()           -> {"aligned": AlignedFrame, "rejected": Rejection}
-          | EncodeExamples(...)     -> {"examples": Example, "rejected": Rejection}
-    WriteExamples(output_dir)       GZIP TFRecords per part: part{1,2,3}/examples-*.tfrecord.gz
+          | EncodeExamples(...)     -> {"examples": Example, "rejected": Rejection}, in three steps:
+              EncodeFaces(...)      -> the aligned face as JPEG (EncodedFace)
+              FlowTargets(k)        -> with its flow target to frame t + k of its sequence
+              SerializeExamples(..) -> schemas.example's tf.Example, its part
+    WriteExamples(output_dir)       GZIP TFRecords per destination: part{1,2,3}/examples-* (coded
+                                    frames), unlabelled/part{1,2,3}/frames-* (uncoded frames of
+                                    that part's subjects), unlabelled/outside/frames-* (uncoded
+                                    frames of subjects in no part)
     WriteRejected(output_dir)       rejected/rejected-*.jsonl, one JSON line per frame set aside
-    Tally()                         frames in, examples and AU counts per part, rejections by
-                                    reason, sequences by landmark pairing
+    Tally()                         frames in (and coded frames in), records, AU counts and flow
+                                    targets per destination, rejections by reason, sequences by
+                                    landmark pairing
     ReportUnits()                   one log line per unit: its frames written and rejected
 
 A frame that cannot be used never raises: it leaves through a "rejected" output with its reason
-and is counted, so frames in = examples written + frames rejected. That holds for failures nobody
-foresaw too: each step that takes one frame (decoding a BP4D image, aligning, encoding) runs under
-Beam's with_exception_handling, and a frame whose step raises is set aside as "unexpected error"
-with the exception and where it was raised, while the job goes on.
+and is counted, so frames in = records written + frames rejected. That holds for failures nobody
+foresaw too: each step that takes one frame (decoding a BP4D image, aligning, encoding, its flow
+target, serializing) runs under Beam's with_exception_handling, and a frame whose step raises is
+set aside as "unexpected error" with the exception and where it was raised, while the job goes on.
 """
 import dataclasses
 import json
@@ -29,8 +36,9 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
+from components.preprocess.component import PREPROCESS
 from pipeline.align import AlignmentError, align_face
-from pipeline.sources import imageio, source
+from pipeline.sources import DatasetLayoutError, imageio, source, unlabelled
 from pipeline.sources.folds import part_of
 from pipeline.sources.records import RawFrame
 from schemas.face import PARTS
@@ -39,8 +47,15 @@ NAMESPACE = "preprocess"
 REJECTED = "rejected"
 EXAMPLES_PREFIX = "examples"
 EXAMPLES_SUFFIX = ".tfrecord.gz"
+UNLABELLED_DIR = "unlabelled"
+UNLABELLED_PREFIX = "frames"
+OUTSIDE = "outside"
 REJECTED_DIR = "rejected"
 REJECTED_SUFFIX = ".jsonl"
+DEFAULT_FLOW_OFFSET = PREPROCESS.parameter("flow_offset").default
+# Frames of a sequence grouped together for their flow targets (with the flow_offset frames after
+# them as partners): a bounded group however long the sequence (BP4D's run past 1000 frames).
+FLOW_CHUNK = 64
 # Innermost places of an unexpected exception's traceback kept in its rejection reason.
 TRACEBACK_PLACES = 3
 _TRACEBACK_PLACE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
@@ -91,15 +106,53 @@ class AlignedFrame(NamedTuple):
     image: np.ndarray         # ALIGNED_SIZE x ALIGNED_SIZE RGB
     landmarks: np.ndarray     # (49, 2) aligned pixels
     inter_ocular: float
+    coded: bool = True
+
+
+class EncodedFace(NamedTuple):
+    """An aligned face as JPEG bytes; `flow` (FLOW_SHAPE float32) to frame `flow_to` once
+    FlowTargets has found its partner."""
+    dataset: str
+    subject: str
+    task: str
+    frame: int
+    image_source: str
+    landmark_source: str
+    au: np.ndarray
+    jpeg: bytes
+    landmarks: np.ndarray
+    inter_ocular: float
+    coded: bool = True
+    flow: np.ndarray | None = None
+    flow_to: int | None = None
 
 
 class Example(NamedTuple):
-    """A serialized tf.Example with what the tally and the unit report need to know of it."""
-    part: int
+    """A serialized tf.Example with what the writer, the tally and the unit report need to know
+    of it."""
+    part: int | None          # the subject's part; None for a subject in no part
     subject: str
     task: str
     au: tuple
     serialized: bytes
+    coded: bool = True
+    has_flow: bool = False
+
+    @property
+    def destination(self) -> str:
+        return destination(self.part, self.coded)
+
+
+def destination(part: int | None, coded: bool) -> str:
+    """The folder under the output of a record: part{p} (coded), unlabelled/part{p} (uncoded) or
+    unlabelled/outside (uncoded, a subject in no part)."""
+    if coded:
+        return f"part{part}"
+    return f"{UNLABELLED_DIR}/{OUTSIDE if part is None else f'part{part}'}"
+
+
+DESTINATIONS = tuple(destination(p, True) for p in PARTS) + tuple(
+    destination(p, False) for p in PARTS) + (destination(None, False),)
 
 
 def unexpected_error(error) -> str:
@@ -116,17 +169,22 @@ def unexpected_error(error) -> str:
 
 # --------------------------------------------------------------------------------------------
 class _ReadUnitFn(beam.DoFn):
-    def __init__(self, read_options: dict):
-        self._options = read_options
+    def __init__(self, read_options: dict, num_aus: int | None):
+        self._options, self._num_aus = read_options, num_aus
         self._frames = Metrics.counter(NAMESPACE, "frames_read")
+        self._uncoded = Metrics.counter(NAMESPACE, "uncoded_frames_read")
         self._units = Metrics.counter(NAMESPACE, "units_read")
 
     def process(self, unit):
         options = dict(self._options)
         if unit.dataset == "bp4d":   # a JPEG per frame: DecodeImages decodes them one by one
             options["decode_images"] = False
+        elif unit.dataset == unlabelled.DATASET:   # the dataset's offsets are not its business
+            options = {"num_aus": self._num_aus}
         for frame in source(unit.dataset).read_unit(unit, **options):
             self._frames.inc()
+            if not frame.coded:
+                self._uncoded.inc()
             yield frame
         self._units.inc()
 
@@ -147,7 +205,8 @@ def _failed_frame(dead_letter) -> RawFrame:
 
 
 class ReadUnits(beam.PTransform):
-    """Source units (a BP4D sequence, a DISFA video) -> every labelled RawFrame of them.
+    """Source units (a BP4D sequence, a DISFA video, an --unlabelled_dir sequence) -> every
+    RawFrame of them, coded or not; `num_aus` (the dataset's) for --unlabelled_dir units.
 
     A BP4D image is decoded as a step of its own, frame by frame, so that a file the decoder
     fails on sets that frame aside, not its sequence (a DISFA video is decoded in one forward
@@ -155,12 +214,14 @@ class ReadUnits(beam.PTransform):
     distributed runner; an in-process runner would only hold every decoded frame in memory for
     it (the units themselves are already spread by beam.Create)."""
 
-    def __init__(self, read_options: dict | None = None, reshuffle: bool = False):
+    def __init__(self, read_options: dict | None = None, reshuffle: bool = False,
+                 num_aus: int | None = None):
         super().__init__()
         self._options, self._reshuffle = dict(read_options or {}), reshuffle
+        self._num_aus = num_aus
 
     def expand(self, units):
-        read = units | "ReadFrames" >> beam.ParDo(_ReadUnitFn(self._options))
+        read = units | "ReadFrames" >> beam.ParDo(_ReadUnitFn(self._options, self._num_aus))
         decoded, failed = (
             read | "DecodeImages" >> beam.ParDo(_DecodeImageFn()).with_exception_handling())
         frames = ((decoded, failed | "AsProblem" >> beam.Map(_failed_frame))
@@ -187,7 +248,7 @@ class _AlignFn(beam.DoFn):
         yield AlignedFrame(frame.dataset, frame.subject, frame.task, int(frame.frame),
                            frame.image_source, frame.landmark_source,
                            np.asarray(frame.au, np.int64), face.image, face.landmarks,
-                           face.inter_ocular)
+                           face.inter_ocular, frame.coded)
 
 
 class AlignFrames(beam.PTransform):
@@ -207,49 +268,183 @@ class AlignFrames(beam.PTransform):
 
 
 # --------------------------------------------------------------------------------------------
-class _EncodeFn(beam.DoFn):
-    def __init__(self, dataset: str, jpeg_quality: int):
-        self._dataset, self._quality = dataset, jpeg_quality
-        self._encoded = Metrics.counter(NAMESPACE, "examples_encoded")
-
-    def setup(self):
-        from schemas.example import encode_example   # TensorFlow: imported on the worker
-        self._encode_example = encode_example
+class _JpegFn(beam.DoFn):
+    def __init__(self, jpeg_quality: int):
+        self._quality = jpeg_quality
 
     def process(self, face):
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, self._quality])
         if not ok:   # cannot happen for a 200x200 uint8 image; fail loudly rather than drop it
             raise RuntimeError(f"JPEG encoding failed for {face.subject} {face.task} {face.frame}")
+        yield EncodedFace(face.dataset, face.subject, face.task, face.frame, face.image_source,
+                          face.landmark_source, face.au, jpeg.tobytes(), face.landmarks,
+                          face.inter_ocular, face.coded)
+
+
+class EncodeFaces(beam.PTransform):
+    """AlignedFrame -> {"faces": EncodedFace (JPEG at `jpeg_quality`), "rejected": Rejection}."""
+
+    def __init__(self, jpeg_quality: int = 95):
+        super().__init__()
+        self._quality = jpeg_quality
+
+    def expand(self, faces):
+        encoded, failed = faces | "Jpeg" >> (beam.ParDo(_JpegFn(self._quality))
+                                             .with_exception_handling())
+        return {"faces": encoded,
+                "rejected": failed | "AsRejection" >> beam.Map(Rejection.of_failure)}
+
+
+_OWN, _PARTNER = "own", "partner"
+
+
+def _chunk_keys(face: EncodedFace, offset: int, chunk: int):
+    """((sequence, chunk), item): a face goes to its own chunk, and its JPEG also to the chunk of
+    frame t - offset, whose partner it is when that chunk is another."""
+    sequence = (face.dataset, face.subject, face.task)
+    own = face.frame // chunk
+    yield (sequence, own), (_OWN, face)
+    partner_of = (face.frame - offset) // chunk
+    if partner_of != own:
+        yield (sequence, partner_of), (_PARTNER, (face.frame, face.jpeg))
+
+
+def _pairs(keyed, offset: int):
+    """(face, (frame t + offset, its JPEG) or None) for each face of a chunk."""
+    _, items = keyed
+    own, jpegs = [], {}
+    for role, item in items:
+        if role == _OWN:
+            own.append(item)
+            jpegs[item.frame] = item.jpeg
+        else:
+            jpegs[item[0]] = item[1]
+    for face in sorted(own, key=lambda face: face.frame):
+        partner = face.frame + offset
+        yield face, ((partner, jpegs[partner]) if partner in jpegs else None)
+
+
+class _FlowFn(beam.DoFn):
+    def __init__(self):
+        self._with_flow = Metrics.counter(NAMESPACE, "flow_targets")
+
+    def setup(self):
+        from pipeline import flow   # schemas.example: TensorFlow, imported on the worker
+        self._flow = flow
+        self._dis = cv2.DISOpticalFlow_create(flow.DIS_PRESET)   # not picklable: made here
+
+    def process(self, pair):
+        face, partner = pair
+        if partner is None:
+            yield face
+            return
+        frame, jpeg = partner
+        target = self._flow.flow_target(self._flow.grey_face(face.jpeg),
+                                        self._flow.grey_face(jpeg), self._dis)
+        self._with_flow.inc()
+        yield face._replace(flow=target, flow_to=frame)
+
+
+def _pair_failure(dead_letter) -> Rejection:
+    (face, _), error = dead_letter
+    return Rejection.of_failure((face, error))
+
+
+class FlowTargets(beam.PTransform):
+    """EncodedFace -> {"faces": EncodedFace, "rejected": Rejection}: each face whose sequence has
+    an encoded face `offset` frames later gets the optical flow to it (pipeline.flow); the others
+    go on without one. Faces are grouped by sequence in chunks of `chunk` frames, each with the
+    `offset` frames after it, so no worker holds a whole sequence."""
+
+    def __init__(self, offset: int = DEFAULT_FLOW_OFFSET, chunk: int = FLOW_CHUNK):
+        super().__init__()
+        if offset < 1 or chunk < 1:
+            raise ValueError(f"flow offset and chunk must be positive, got {offset}, {chunk}")
+        self._offset, self._chunk = offset, chunk
+
+    def expand(self, faces):
+        pairs = (faces
+                 | "KeyByChunk" >> beam.FlatMap(_chunk_keys, self._offset, self._chunk)
+                 | "GroupChunks" >> beam.GroupByKey()
+                 | "PairPartners" >> beam.FlatMap(_pairs, self._offset))
+        flows, failed = pairs | "ComputeFlow" >> (beam.ParDo(_FlowFn())
+                                                  .with_exception_handling())
+        return {"faces": flows,
+                "rejected": failed | "AsRejection" >> beam.Map(_pair_failure)}
+
+
+class _SerializeFn(beam.DoFn):
+    def __init__(self, dataset: str):
+        self._dataset = dataset
+        self._encoded = Metrics.counter(NAMESPACE, "examples_encoded")
+
+    def setup(self):
+        from schemas.example import NO_FLOW, encode_example   # TensorFlow: on the worker
+        self._encode_example, self._no_flow = encode_example, NO_FLOW
+
+    def process(self, face):
         serialized = self._encode_example(
-            image_jpeg=jpeg.tobytes(), landmarks=face.landmarks, au=face.au,
-            inter_ocular=face.inter_ocular, subject=face.subject, task=face.task, frame=face.frame)
-        example = Example(part_of(self._dataset, face.subject), face.subject, face.task,
-                          tuple(int(v) for v in face.au), serialized)
+            image_jpeg=face.jpeg, landmarks=face.landmarks, au=face.au,
+            inter_ocular=face.inter_ocular, subject=face.subject, task=face.task, frame=face.frame,
+            flow=face.flow, flow_to=self._no_flow if face.flow_to is None else face.flow_to)
+        example = Example(self._part(face), face.subject, face.task,
+                          tuple(int(v) for v in face.au), serialized, face.coded,
+                          face.flow is not None)
         self._encoded.inc()
         yield example
 
+    def _part(self, face) -> int | None:
+        """The subject's official part; None for uncoded frames of a subject in none."""
+        try:
+            return part_of(self._dataset, face.subject)
+        except DatasetLayoutError:
+            if face.coded:
+                raise
+            return None
 
-class EncodeExamples(beam.PTransform):
-    """AlignedFrame -> {"examples": Example, "rejected": Rejection}: JPEG at `jpeg_quality`,
-    schemas.example's tf.Example, its part from the official partition of `dataset`
-    (docs/data.md); a frame whose encoding raised is rejected as an unexpected error."""
 
-    def __init__(self, dataset: str, jpeg_quality: int = 95):
+class SerializeExamples(beam.PTransform):
+    """EncodedFace -> {"examples": Example, "rejected": Rejection}: schemas.example's tf.Example,
+    its part from the official partition of `dataset` (docs/data.md)."""
+
+    def __init__(self, dataset: str):
         super().__init__()
-        self._dataset, self._quality = dataset, jpeg_quality
+        self._dataset = dataset
 
     def expand(self, faces):
-        encoded, failed = faces | "Encode" >> (beam.ParDo(_EncodeFn(self._dataset, self._quality))
-                                               .with_exception_handling())
-        return {"examples": encoded,
+        examples, failed = faces | "Serialize" >> (beam.ParDo(_SerializeFn(self._dataset))
+                                                   .with_exception_handling())
+        return {"examples": examples,
                 "rejected": failed | "AsRejection" >> beam.Map(Rejection.of_failure)}
+
+
+class EncodeExamples(beam.PTransform):
+    """AlignedFrame -> {"examples": Example, "rejected": Rejection}: EncodeFaces, FlowTargets
+    (`flow_offset` frames ahead) and SerializeExamples in a row; a frame whose step raised is
+    rejected as an unexpected error."""
+
+    def __init__(self, dataset: str, jpeg_quality: int = 95,
+                 flow_offset: int = DEFAULT_FLOW_OFFSET):
+        super().__init__()
+        self._dataset, self._quality, self._offset = dataset, jpeg_quality, flow_offset
+
+    def expand(self, aligned):
+        encoded = aligned | "EncodeFaces" >> EncodeFaces(self._quality)
+        flows = encoded["faces"] | "FlowTargets" >> FlowTargets(self._offset)
+        examples = flows["faces"] | "SerializeExamples" >> SerializeExamples(self._dataset)
+        return {"examples": examples["examples"],
+                "rejected": (encoded["rejected"], flows["rejected"], examples["rejected"])
+                | "Rejected" >> beam.Flatten()}
 
 
 # --------------------------------------------------------------------------------------------
 class _SerializedFn(beam.DoFn):
-    def __init__(self, part: int):
-        self._written = Metrics.counter(NAMESPACE, f"examples_written_part{part}")
+    def __init__(self, folder: str):
+        name = folder.replace("/", "_")
+        self._written = Metrics.counter(
+            NAMESPACE, f"examples_written_{name}" if folder.startswith("part") else
+            f"{name}_written")
 
     def process(self, example):
         self._written.inc()
@@ -257,22 +452,28 @@ class _SerializedFn(beam.DoFn):
 
 
 class WriteExamples(beam.PTransform):
-    """Examples -> <output_dir>/part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz (GZIP).
+    """Examples -> GZIP TFRecords under `output_dir`, by Example.destination:
+    part{1,2,3}/examples-SSSSS-of-NNNNN.tfrecord.gz, unlabelled/part{1,2,3}/frames-*.tfrecord.gz
+    and, with `outside`, unlabelled/outside/frames-*.tfrecord.gz (otherwise no frame may go there).
 
-    `num_shards` per part; 0 lets the runner choose."""
+    `num_shards` per folder; 0 lets the runner choose."""
 
-    def __init__(self, output_dir: str, num_shards: int = 0):
+    def __init__(self, output_dir: str, num_shards: int = 0, outside: bool = False):
         super().__init__()
         self._output_dir, self._num_shards = output_dir.rstrip("/"), num_shards
+        self._destinations = DESTINATIONS if outside else DESTINATIONS[:-1]
 
     def expand(self, examples):
-        by_part = examples | "ByPart" >> beam.Partition(lambda example, _: example.part - 1,
-                                                         len(PARTS))
-        for part, pcoll in zip(PARTS, by_part):
+        index = {folder: i for i, folder in enumerate(self._destinations)}
+        by_folder = examples | "ByDestination" >> beam.Partition(
+            lambda example, _: index[example.destination], len(self._destinations))
+        for folder, pcoll in zip(self._destinations, by_folder):
+            prefix = EXAMPLES_PREFIX if folder.startswith("part") else UNLABELLED_PREFIX
+            name = folder.replace("/", "_").title().replace("_", "")
             _ = (pcoll
-                 | f"Serialized{part}" >> beam.ParDo(_SerializedFn(part))
-                 | f"WritePart{part}" >> beam.io.WriteToTFRecord(
-                     f"{self._output_dir}/part{part}/{EXAMPLES_PREFIX}",
+                 | f"Serialized{name}" >> beam.ParDo(_SerializedFn(folder))
+                 | f"Write{name}" >> beam.io.WriteToTFRecord(
+                     f"{self._output_dir}/{folder}/{prefix}",
                      file_name_suffix=EXAMPLES_SUFFIX, num_shards=self._num_shards,
                      compression_type=CompressionTypes.GZIP))
         return examples.pipeline
@@ -318,16 +519,17 @@ def _log_unit(unit, outcomes) -> None:
 
 # --------------------------------------------------------------------------------------------
 class PartTallyFn(beam.CombineFn):
-    """Examples of one part -> {"examples", "subjects", "positive", "negative", "unknown"}
-    (the last three: counts per AU in the dataset's order)."""
+    """Examples of one destination -> {"examples", "with_flow", "subjects", "positive",
+    "negative", "unknown"} (the last three: counts per AU in the dataset's order)."""
 
     def create_accumulator(self):
-        return {"examples": 0, "subjects": set(), "labels": None}
+        return {"examples": 0, "with_flow": 0, "subjects": set(), "labels": None}
 
     def add_input(self, acc, example):
         labels = np.asarray(example.au, np.int64)
         counts = np.stack([labels == 1, labels == 0, labels < 0]).astype(np.int64)
         acc["examples"] += 1
+        acc["with_flow"] += int(example.has_flow)
         acc["subjects"].add(example.subject)
         acc["labels"] = counts if acc["labels"] is None else acc["labels"] + counts
         return acc
@@ -336,6 +538,7 @@ class PartTallyFn(beam.CombineFn):
         merged = self.create_accumulator()
         for acc in accumulators:
             merged["examples"] += acc["examples"]
+            merged["with_flow"] += acc["with_flow"]
             merged["subjects"] |= acc["subjects"]
             if acc["labels"] is not None:
                 merged["labels"] = acc["labels"] if merged["labels"] is None \
@@ -344,23 +547,28 @@ class PartTallyFn(beam.CombineFn):
 
     def extract_output(self, acc):
         labels = acc["labels"].tolist() if acc["labels"] is not None else [[], [], []]
-        return {"examples": acc["examples"], "subjects": sorted(acc["subjects"]),
+        return {"examples": acc["examples"], "with_flow": acc["with_flow"],
+                "subjects": sorted(acc["subjects"]),
                 "positive": labels[0], "negative": labels[1], "unknown": labels[2]}
 
 
 class Tally(beam.PTransform):
-    """(raw frames, examples, rejections) -> one dict: frames in, per-part tallies, rejections by
-    reason, sequences by how their landmarks were paired with frames (RawFrame.landmark_pairing).
-    The job checks its totals and writes stats.json from it."""
+    """(raw frames, examples, rejections) -> one dict: frames in and coded frames in, tallies per
+    destination ("part1", "unlabelled/part1", "unlabelled/outside", ...: PartTallyFn), rejections
+    by reason, sequences by how their landmarks were paired with frames
+    (RawFrame.landmark_pairing). The job checks its totals and writes stats.json from it."""
 
     def expand(self, inputs):
         frames, examples, rejections = inputs
         counts = [
             frames | "CountFrames" >> beam.combiners.Count.Globally()
                    | "AsFramesIn" >> beam.Map(lambda n: ("frames_in", n)),
-            examples | "KeyByPart" >> beam.Map(lambda e: (e.part, e))
-                     | "TallyParts" >> beam.CombinePerKey(PartTallyFn())
-                     | "AsPart" >> beam.Map(lambda kv: ("parts", kv)),
+            frames | "Coded" >> beam.Filter(lambda f: f.coded)
+                   | "CountCoded" >> beam.combiners.Count.Globally()
+                   | "AsCodedIn" >> beam.Map(lambda n: ("coded_in", n)),
+            examples | "KeyByDestination" >> beam.Map(lambda e: (e.destination, e))
+                     | "TallyDestinations" >> beam.CombinePerKey(PartTallyFn())
+                     | "AsDestination" >> beam.Map(lambda kv: ("records", kv)),
             rejections | "Reasons" >> beam.Map(lambda r: r.category)
                        | "CountReasons" >> beam.combiners.Count.PerElement()
                        | "AsReason" >> beam.Map(lambda kv: ("rejected", kv)),
@@ -379,10 +587,10 @@ class Tally(beam.PTransform):
 
 
 def _tally_dict(entries) -> dict:
-    tally = {"frames_in": 0, "parts": {}, "rejected": {}, "landmark_pairing": {}}
+    tally = {"frames_in": 0, "coded_in": 0, "records": {}, "rejected": {}, "landmark_pairing": {}}
     for kind, value in entries:
-        if kind == "frames_in":
-            tally["frames_in"] = value
+        if kind in ("frames_in", "coded_in"):
+            tally[kind] = value
         else:
             key, item = value
             tally[kind][str(key)] = item

@@ -1,14 +1,15 @@
 """The preprocess stage's contract: raw dataset folder -> aligned TFRecords per part.
 
-Output: examples   examples/<dataset>/: part{1,2,3}/*.tfrecord.gz, stats.json, manifest.json,
-                   rejected/, _COMPLETE.json (a local folder or a URL such as gs://...)
-The raw folder (`data_dir`) is no stage's output: it is checked and fingerprinted before any
-work (`read_sources`), and a complete output is skipped only while every file its manifest
-lists is intact. The work is the Beam job of pipeline/job.py; `python -m pipeline.job` runs
+Output: examples   examples/<dataset>/: part{1,2,3}/*.tfrecord.gz, unlabelled/part{1,2,3}/ and
+                   unlabelled/outside/ (uncoded frames), stats.json, manifest.json, rejected/,
+                   _COMPLETE.json (a local folder or a URL such as gs://...)
+The raw folder (`data_dir`) and the `unlabelled_dir` are no stage's output: they are checked and
+fingerprinted before any work (`read_sources`), so a change to either reruns the stage, and a
+complete output is skipped only while every file its manifest lists is intact. The work is the Beam job of pipeline/job.py; `python -m pipeline.job` runs
 this same contract. The executor is components/preprocess/executor.py.
 """
 from components.base import Parameter, StageSpec
-from components.base.contract import NON_NEGATIVE, Rule
+from components.base.contract import NON_NEGATIVE, POSITIVE, Rule
 from schemas.face import DATASETS
 
 PREPROCESS = StageSpec(
@@ -39,6 +40,15 @@ PREPROCESS = StageSpec(
                        "default is off: BP4D's 328 sequences and DISFA's 27 videos already "
                        "spread over workers. auto: on for distributed runners only; use it with "
                        "fewer units than workers"),
+        Parameter("unlabelled_dir", str, None, flag=True,
+                  help="a local folder of extra face videos / image sequences without AU codes "
+                       "for the auxiliary tasks: <subject>/<sequence>.mp4 (or another video) or "
+                       "<subject>/<sequence>/ of images, landmarks in <subject>/<sequence>.csv "
+                       "(python -m pipeline.analyze's or OpenFace's; without one the face "
+                       "tracker finds them); docs/data.md"),
+        Parameter("flow_offset", int, 2, rule=POSITIVE, flag=True,
+                  help="the flow target of frame t is the optical flow to frame t + flow_offset "
+                       "of its sequence"),
         Parameter("synthetic", dict, None,
                   help="pipeline.synthetic.SyntheticSpec fields (subjects, tasks, frames, seed)"),
     ),

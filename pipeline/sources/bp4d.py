@@ -28,6 +28,14 @@ with its frames (RawFrame.landmark_pairing) and counted in the job's stats.json.
 Rows that cannot become an example keep their place in the count: a row repeating an earlier
 frame is marked "duplicate frame row" (the first is read). A file without rows, or a frame number
 that is not a whole number, makes the whole file unusable (DatasetLayoutError naming it).
+
+Uncoded frames (RawFrame.coded False, every AU -1), for the auxiliary tasks: after a sequence's
+coded rows, each image of its folder that no row codes and that has a landmark entry under the
+pairing above (an entry index inside the landmark file; an empty entry is "no landmarks"). A
+task folder with images and a landmark file but no AU code file is a sequence without codes:
+all of its images are uncoded frames, entry k pairing with frame `first image + k` when the
+counts fit the image span, else `first image + k + landmark_offset`. When its landmark file is
+unreadable its images are still reported, each with that problem.
 """
 import io
 import os
@@ -53,6 +61,7 @@ NUMBERED_COLUMNS = 100   # old AU_OCC files: columns headed 0..99
 DEFAULT_LANDMARK_OFFSET = 0
 
 _LABEL_FILE = re.compile(r"^([FM]\d{3})_(T\d+)\.csv$", re.IGNORECASE)
+_LANDMARK_FILE = re.compile(r"^([FM]\d{3})_(T\d+)\.mat$", re.IGNORECASE)
 _AU_COLUMN = re.compile(r"^(?:AU)?[ _]?0*(\d+)$", re.IGNORECASE)
 
 
@@ -76,33 +85,42 @@ def validate_root(root) -> None:
 
 
 def list_units(root, subjects=None) -> list[SourceUnit]:
-    """One unit per subject-task with AU codes, sorted; `subjects` keeps only those subjects."""
+    """One unit per subject-task with AU codes, and one per task folder with images and a landmark
+    file but no AU codes (no "labels" path), sorted; `subjects` keeps only those subjects."""
     validate_root(root)
     root = os.fspath(root)
     labels = _label_files(root)
-    if subjects is not None:
-        subjects = layout.require_subjects(root, "BP4D", {s for s, _ in labels}, subjects)
-        labels = {key: path for key, path in labels.items() if key[0] in subjects}
     images, landmarks = layout.child(root, IMAGES_DIR), layout.child(root, LANDMARKS_DIR)
+    uncoded = {key: None for key in _landmark_files(landmarks) if key not in labels
+               and os.path.isdir(layout.descend(images, *key))}
+    sequences = {**labels, **uncoded}
+    if subjects is not None:
+        subjects = layout.require_subjects(root, "BP4D", {s for s, _ in sequences}, subjects)
+        sequences = {key: path for key, path in sequences.items() if key[0] in subjects}
     return [SourceUnit(DATASET, subject, task, {
-                "labels": path,
+                **({"labels": path} if path else {}),
                 "images": layout.descend(images, subject, task),
                 "landmarks": layout.descend(landmarks, f"{subject}_{task}.mat"),
-            }) for (subject, task), path in sorted(labels.items())]
+            }) for (subject, task), path in sorted(sequences.items())]
 
 
 def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
               decode_images: bool = True) -> Iterator[RawFrame]:
-    """Every coded frame of one sequence, in CSV order; unusable frames carry `problem`.
+    """Every coded frame of one sequence, in CSV order, then its uncoded frames in frame order
+    (see the module doc); unusable frames carry `problem`.
 
     decode_images=False leaves each image to its reader (image None, image_source the JPEG to
     pass to imageio.read_jpeg): the preprocessing job decodes frame by frame, so that a file the
     decoder fails on costs that frame only."""
-    frames, au = read_au_codes(unit.paths["labels"])
+    if "labels" in unit.paths:
+        frames, au = read_au_codes(unit.paths["labels"])
+    else:
+        frames, au = np.zeros(0, np.int64), np.zeros((0, len(AUS)), np.int64)
     landmarks_path = unit.paths["landmarks"]
     entries, file_problem = _read_pred(landmarks_path)
     images = _ImageFolder(unit.paths["images"], unit.subject)
     anchor, pairing = landmark_anchor(len(entries), frames, images.numbers, landmark_offset)
+    pairing = None if file_problem else pairing
     seen = set()
     for frame, codes in zip(frames.tolist(), au):
         entry = frame - anchor
@@ -123,15 +141,45 @@ def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
             image=image, landmarks=landmarks if problem is None else None, au=codes,
             image_source=image_path or os.path.join(images.folder, image_name(unit.subject, frame)),
             landmark_source=f"{landmarks_path}#{entry}", problem=problem,
-            landmark_pairing=None if file_problem else pairing)
+            landmark_pairing=pairing)
+    yield from _uncoded_frames(unit, images, seen, entries, anchor, file_problem, pairing,
+                               decode_images)
+
+
+def _uncoded_frames(unit, images, coded, entries, anchor, file_problem, pairing, decode_images):
+    """The images no row codes that have a landmark entry (all images of a sequence without codes
+    whose landmark file is unusable, each carrying the file's problem)."""
+    if file_problem and coded:
+        return
+    not_coded = np.full(len(AUS), -1, np.int64)
+    for frame in images.numbers:
+        entry = frame - anchor
+        if frame in coded or not (file_problem or 0 <= entry < len(entries)):
+            continue
+        image_path = images.path(frame)
+        landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
+        image = None
+        if problem is None and decode_images:
+            image, problem = imageio.read_jpeg(image_path)
+        yield RawFrame(
+            dataset=unit.dataset, subject=unit.subject, task=unit.task, frame=frame,
+            image=image, landmarks=landmarks if problem is None else None, au=not_coded.copy(),
+            image_source=image_path, landmark_source=f"{unit.paths['landmarks']}#{entry}",
+            problem=problem, landmark_pairing=pairing, coded=False)
 
 
 def landmark_anchor(entries: int, frames: np.ndarray, image_numbers,
                     landmark_offset: int = DEFAULT_LANDMARK_OFFSET) -> tuple[int, str]:
     """(the frame landmark entry 0 belongs to, how that was decided): see the module doc."""
+    fits_images = bool(image_numbers) and entries == max(image_numbers) - min(image_numbers) + 1
+    if not len(frames):   # a sequence without AU codes: its images are the only anchor
+        first_image = min(image_numbers, default=0)
+        if fits_images:
+            return first_image, "first image"
+        return first_image + landmark_offset, \
+            "landmark_offset option from the first image (no AU codes; counts fit no span)"
     first_coded = int(frames.min())
     fits_coded = entries == int(frames.max()) - first_coded + 1
-    fits_images = bool(image_numbers) and entries == max(image_numbers) - min(image_numbers) + 1
     if fits_images and not fits_coded:
         return min(image_numbers), "first image"
     if fits_coded and not fits_images:
@@ -257,6 +305,16 @@ def _label_files(root) -> dict[tuple[str, str], str]:
             if match:
                 found[(match[1].upper(), match[2].upper())] = os.path.join(folder, name)
     return found
+
+
+def _landmark_files(folder) -> list[tuple[str, str]]:
+    """(subject, task) of every <subject>_<task>.mat in the landmark folder."""
+    keys = []
+    for name in layout.listing(folder).values() if folder else ():
+        match = _LANDMARK_FILE.match(name)
+        if match:
+            keys.append((match[1].upper(), match[2].upper()))
+    return keys
 
 
 def _read_pred(path) -> tuple[list, str | None]:

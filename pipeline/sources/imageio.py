@@ -1,8 +1,13 @@
-"""JPEG files in and out, RGB in memory (OpenCV works in BGR)."""
+"""Image files in and out, RGB in memory (OpenCV works in BGR)."""
 import cv2
 import numpy as np
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# File endings read as images and as videos (OpenCV decodes them): pipeline.analyze's inputs and
+# the preprocessing job's --unlabelled_dir.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv",
+                  ".flv", ".3gp", ".ts", ".gif"}
 
 
 def write_jpeg(path, image, quality: int = 95) -> None:
@@ -41,3 +46,19 @@ def decode_jpeg(data: bytes) -> tuple[np.ndarray | None, str | None]:
     if bgr is None:
         return None, "image unreadable: JPEG decoder failed"
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None
+
+
+def read_image(path) -> tuple[np.ndarray | None, str | None]:
+    """(RGB uint8 image, None) of any image file OpenCV reads (JPEG checked as read_jpeg does),
+    or (None, reason)."""
+    if str(path).lower().endswith((".jpg", ".jpeg")):
+        return read_jpeg(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return None, f"image unreadable: {error.strerror or error}"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return None, "image unreadable: OpenCV cannot decode it"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None

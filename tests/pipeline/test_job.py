@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import apache_beam as beam
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,11 +22,12 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from components.base import UserError
 from pipeline import job
-from pipeline.align import align_face, eye_centres
-from pipeline.sources import bp4d
+from pipeline.align import align_face, alignment_matrix, eye_centres
+from pipeline.sources import DatasetLayoutError, bp4d, part_of
 from pipeline.synthetic import REJECTED_PLANTS, SyntheticSpec, generate
 from schemas.example import parse_examples
 from schemas.face import AU_SETS
+from tests._tiny_records import mean_face
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,6 +45,11 @@ def _run(raw, out, *beam_args, dataset="synthetic", **kwargs):
 def _tfrecords(out, part=None):
     parts = [part] if part else (1, 2, 3)
     return sorted(str(p) for n in parts for p in (out / f"part{n}").glob("*.tfrecord.gz"))
+
+
+def _unlabelled(out, folder):
+    """The TFRecords of unlabelled/<folder> (part1 ... or outside)."""
+    return sorted(str(p) for p in (out / "unlabelled" / folder).glob("frames-*.tfrecord.gz"))
 
 
 def _rejected(out):
@@ -97,7 +104,9 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_record_is_written_l
     raw, out, summary = built
     manifest = json.loads((out / "manifest.json").read_text())
     listed = {f["path"]: f for f in manifest["files"]}
-    assert set(listed) == {os.path.relpath(p, out) for p in _tfrecords(out)} | {
+    unlabelled = [p for n in (1, 2, 3) for p in _unlabelled(out, f"part{n}")]
+    assert len(unlabelled) == 3 and not (out / "unlabelled" / "outside").exists()
+    assert set(listed) == {os.path.relpath(p, out) for p in _tfrecords(out) + unlabelled} | {
         os.path.relpath(p, out) for p in map(str, (out / "rejected").glob("*.jsonl"))} | {
         "stats.json"}
     for path, entry in listed.items():
@@ -395,7 +404,8 @@ def test_a_rebuild_says_what_changed_and_keeps_the_previous_output_until_it_is_c
     record = json.loads((copy / "_COMPLETE.json").read_text())
     assert record["parameters"]["jpeg_quality"] == 80 and job.output_intact(str(copy))
     assert sorted(p.name for p in copy.iterdir()) == [
-        "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json"]
+        "_COMPLETE.json", "manifest.json", "part1", "part2", "part3", "rejected", "stats.json",
+        "unlabelled"]
     assert len(_tfrecords(copy)) == 3
 
 
@@ -431,8 +441,12 @@ def test_damaged_bp4d_rows_folders_and_faces_are_rejected_with_their_reason(tmp_
 
     summary = _run(raw, tmp_path / "examples", dataset="bp4d")
 
-    assert summary["frames_in"] == 4 * len(coded) + 1
-    assert summary["frames_in"] == summary["examples_total"] + summary["rejected_total"]
+    # F001 T1 has one landmark entry per image: its 3 images around the coded rows are uncoded
+    assert summary["frames_in"] == 4 * len(coded) + 1 + 3
+    assert summary["coded_frames_in"] == 4 * len(coded) + 1
+    assert summary["unlabelled"] == {"1": 3, "2": 0, "3": 0, "outside": 0}
+    assert summary["frames_in"] == summary["examples_total"] + summary["unlabelled_total"] + \
+        summary["rejected_total"]
     reasons = {(r["subject"], r["task"], r["frame"], r["reason"].split(":")[0] + ":"
                 + r["reason"].split(":")[1]) for r in _rejected(tmp_path / "examples")}
     assert reasons == {
@@ -550,3 +564,202 @@ def test_the_command_line_refuses_an_unknown_flag_before_any_work(tmp_path, caps
                   "--jpeg_qualty=80"])
     assert stopped.value.code == 2 and "unknown flag(s) --jpeg_qualty=80" in capsys.readouterr().err
     assert not (tmp_path / "raw").exists() and not (tmp_path / "out").exists()
+
+
+# -- uncoded frames, --unlabelled_dir and flow targets (RTATL's auxiliary tasks) ---------------
+FACE = mean_face() + 50
+SCALE = alignment_matrix(FACE)[0, 0]   # raw to aligned pixels (the eyes are level)
+
+
+def _face_frames(numbers):
+    """{frame: RGB 300 x 300 of a real texture, moved f % 7 pixels right} and {frame: the same
+    landmarks}."""
+    from skimage import data
+    texture = cv2.resize(data.astronaut()[20:330, 60:370], (300, 300))
+    images = {f: cv2.warpAffine(texture, np.float32([[1, 0, f % 7], [0, 1, 0]]), (300, 300),
+                                borderMode=cv2.BORDER_REFLECT) for f in numbers}
+    return images, {f: FACE for f in numbers}
+
+
+def _write_video(path, frames):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (300, 300))
+    for image in frames:
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _write_landmarks_csv(path, landmarks):
+    """pipeline.analyze's columns: frame (from 1), face_id, success, x_0..x_48, y_0..y_48."""
+    header = ["frame", "face_id", "timestamp", "confidence", "success"] + [
+        f"x_{i}" for i in range(49)] + [f"y_{i}" for i in range(49)]
+    rows = [",".join(map(str, [f, 0, 0.0, 1.0, 1, *points[:, 0], *points[:, 1]]))
+            for f, points in sorted(landmarks.items())]
+    path.write_text("\n".join([",".join(header)] + rows) + "\n")
+
+
+FLOW_OFFSET = 3   # not the default: the flag must reach the job
+
+
+@pytest.fixture(scope="module")
+def rtatl(tmp_path_factory):
+    """A BP4D folder with coded rows, images beyond them and a sequence without codes, and an
+    --unlabelled_dir with a video of a subject in no part and an image folder of a part-2
+    subject, preprocessed from the command line."""
+    root = tmp_path_factory.mktemp("rtatl")
+    raw, extra = root / "raw", root / "unlabelled"
+    images, points = _face_frames(range(10, 22))
+    codes = {f: {1: f % 2, 2: 1} for f in range(12, 17)}
+    # F001 (part 1): one landmark entry per image, so 10, 11 and 17-21 are uncoded frames
+    bp4d.write_sequence(raw, "F001", "T1", images, points, codes, landmark_entries="images")
+    # F003 (part 2): frame 15 has no landmarks, so frame 12 has no partner
+    lost = {**points, 15: None}
+    bp4d.write_sequence(raw, "F003", "T1", {f: images[f] for f in codes}, lost, codes)
+    # F004 (part 3): a task folder without AU codes
+    bp4d.write_sequence(raw, "F004", "T2", {f: images[f] for f in range(10, 14)}, points,
+                        {f: {1: 0} for f in range(10, 14)}, landmark_entries="images")
+    (raw / "AUCoding" / "AU_OCC" / "F004_T2.csv").unlink()
+    # --unlabelled_dir: P01 (no part) a video, F003 (part 2) an image folder
+    video, video_points = _face_frames(range(1, 7))
+    _write_video(extra / "P01" / "talk.avi", [video[f] for f in sorted(video)])
+    _write_landmarks_csv(extra / "P01" / "talk.csv", {f: p for f, p in video_points.items()
+                                                      if f != 6})
+    (extra / "F003" / "walk").mkdir(parents=True)
+    for f in range(1, 5):
+        bp4d.imageio.write_jpeg(extra / "F003" / "walk" / f"{f:02d}.jpg", video[f])
+    _write_landmarks_csv(extra / "F003" / "walk.csv", {f: video_points[f] for f in range(1, 5)})
+    out = root / "examples"
+    summary = job.main(["--dataset=bp4d", f"--data_dir={raw}", f"--output_dir={out}",
+                        f"--unlabelled_dir={extra}", f"--flow_offset={FLOW_OFFSET}",
+                        "--runner=DirectRunner"])
+    return out, summary
+
+
+def _records(files):
+    dataset = (tf.data.TFRecordDataset(files, compression_type="GZIP")
+               .batch(64).map(lambda s: parse_examples(s, 12, with_flow=True)))
+    return [{k: v[i].numpy() for k, v in batch.items()} for batch in dataset
+            for i in range(len(batch["frame"]))]
+
+
+def _key(record):
+    return record["subject"].decode(), record["task"].decode(), int(record["frame"])
+
+
+def test_uncoded_frames_land_in_their_subjects_unlabelled_part_and_strangers_outside(rtatl):
+    out, summary = rtatl
+    assert summary["coded_frames_in"] == 10
+    # F001 7 uncoded, F004 4, F003 walk 4; P01 6, one of them without landmarks
+    assert summary["frames_in"] == 10 + 7 + 4 + 4 + 6
+    assert summary["unlabelled"] == {"1": 7, "2": 4, "3": 4, "outside": 5}
+    assert summary["examples"] == {"1": 5, "2": 4, "3": 0}
+    assert summary["frames_in"] == summary["examples_total"] + summary["unlabelled_total"] + \
+        summary["rejected_total"]
+    assert {(r["subject"], r["frame"], r["reason"]) for r in _rejected(out)} == {
+        ("F003", 15, "no landmarks"), ("P01", 6, "no landmarks")}
+    assert summary["unlabelled_dir_subjects"] == {"1": [], "2": ["F003"], "3": [],
+                                                  "outside": ["P01"]}
+    seen = {}
+    for folder in ("part1", "part2", "part3", "unlabelled/part1", "unlabelled/part2",
+                   "unlabelled/part3", "unlabelled/outside"):
+        files = sorted(map(str, (out / folder).glob("*.tfrecord.gz")))
+        for record in _records(files):
+            subject = record["subject"].decode()
+            # a frame of a subject never lands in another part's folder
+            part = folder.split("/")[-1]
+            assert part == ("outside" if subject == "P01" else f"part{part_of('bp4d', subject)}")
+            assert (record["au"] == -1).all() == folder.startswith("unlabelled")
+            seen[_key(record)] = folder
+    assert {k for k, folder in seen.items() if folder == "unlabelled/part1"} == {
+        ("F001", "T1", f) for f in (10, 11, 17, 18, 19, 20, 21)}
+    assert {k for k, folder in seen.items() if folder == "unlabelled/part2"} == {
+        ("F003", "walk", f) for f in range(1, 5)}
+    assert {k for k, folder in seen.items() if folder == "unlabelled/part3"} == {
+        ("F004", "T2", f) for f in range(10, 14)}
+
+
+def test_records_whose_frame_t_plus_k_was_aligned_carry_the_flow_to_it(rtatl):
+    out, summary = rtatl
+    records = _records(sorted(map(str, out.glob("**/*.tfrecord.gz"))))
+    aligned = {_key(r) for r in records}
+    with_flow = 0
+    for record in records:
+        subject, task, frame = _key(record)
+        partner = (subject, task, frame + FLOW_OFFSET)
+        assert bool(record["has_flow"]) == (partner in aligned), _key(record)
+        if record["has_flow"]:
+            with_flow += 1
+            assert int(record["flow_to"]) == frame + FLOW_OFFSET
+            # the texture moves a pixel a frame (mod 7) under the same landmarks: flow along x
+            shift = ((frame + FLOW_OFFSET) % 7 - frame % 7) * SCALE
+            inside = record["flow"][10:40, 10:40]
+            np.testing.assert_allclose(np.median(inside, axis=(0, 1)), [shift, 0], atol=0.3)
+    # coded frame 12 of F003 pairs with 15, which was rejected; coded 14 pairs with uncoded 17
+    flows = {_key(r): bool(r["has_flow"]) for r in records}
+    assert not flows[("F003", "T1", 12)] and flows[("F001", "T1", 14)]
+    assert with_flow == summary["with_flow_total"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["outside"] == {"unlabelled": 5, "with_flow": 2, "subjects": ["P01"]}
+    assert [stats["parts"][p]["unlabelled"] for p in "123"] == [7, 4, 4]
+    assert sum(stats["parts"][p]["with_flow"] for p in "123") + 2 == with_flow
+    assert stats["coded_frames_in"] == 10
+
+
+def test_the_manifest_lists_the_unlabelled_files_and_readers_get_them_by_part(rtatl, tmp_path):
+    from pipeline.manifest import listed_files, listed_unlabelled_files
+    out, summary = rtatl
+    manifest = json.loads((out / "manifest.json").read_text())
+    listed = {f["path"]: f for f in manifest["files"]}
+    for path in map(str, out.glob("unlabelled/*/*.tfrecord.gz")):
+        entry = listed[os.path.relpath(path, out)]
+        data = open(path, "rb").read()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["records"] == len(_records([path]))
+    got = listed_unlabelled_files(out, [1, 3])
+    assert [os.path.relpath(p, out).split("/")[1] for p in got] == ["part1", "part3", "outside"]
+    assert all(p.endswith(".tfrecord.gz") for p in got)
+    assert all("unlabelled" not in p for p in listed_files(out, [1, 2, 3]))
+    # a folder preprocessed before the unlabelled files existed: none, and no error
+    from tests._tiny_records import write_tiny_dataset
+    old = write_tiny_dataset(tmp_path / "old", per_part=2)
+    assert listed_unlabelled_files(old, [1, 2]) == [] and len(listed_files(old, [1, 2])) == 2
+    # a listed unlabelled file that changed is named, as for the parts
+    damaged = got[0]
+    with open(damaged, "ab") as f:
+        f.write(b"x")
+    with pytest.raises(UserError, match="differs from"):
+        listed_unlabelled_files(out, [1])
+    with open(damaged, "rb+") as f:
+        f.truncate(os.path.getsize(damaged) - 1)
+
+
+def test_the_new_parameters_reach_the_job_from_both_command_lines(rtatl, tmp_path):
+    import run_pipeline
+    from components.preprocess.component import PREPROCESS
+    out, _ = rtatl
+    parameters = json.loads((out / "_COMPLETE.json").read_text())["parameters"]
+    assert parameters["flow_offset"] == FLOW_OFFSET
+    assert parameters["unlabelled_dir"].endswith("unlabelled")
+    args = run_pipeline.parse(["--dataset=bp4d", f"--data_dir={tmp_path}",
+                               f"--unlabelled_dir={tmp_path / 'x'}", "--flow_offset=4"])
+    assert args.preprocessing["flow_offset"] == 4
+    assert args.preprocessing["unlabelled_dir"] == str(tmp_path / "x")
+    assert PREPROCESS.resolve({"dataset": "bp4d", "data_dir": "d", **args.preprocessing})
+    with pytest.raises(SystemExit):
+        run_pipeline.parse(["--flow_offset=0"])
+    assert "flow_offset" not in run_pipeline.parse([]).preprocessing   # the stage's default
+
+
+def test_a_changed_unlabelled_dir_reruns_the_job(rtatl, tmp_path):
+    out, _ = rtatl
+    params = json.loads((out / "_COMPLETE.json").read_text())["parameters"]
+    extra = tmp_path / "extra"
+    shutil.copytree(params["unlabelled_dir"], extra)
+    params["unlabelled_dir"] = str(extra)
+    before = job.read_raw(params)
+    assert set(before) == {"raw", "unlabelled"}
+    (extra / "P01" / "talk.csv").touch()
+    os.utime(extra / "P01" / "talk.csv", ns=(1, 1))
+    assert job.read_raw(params)["unlabelled"] != before["unlabelled"]
+    with pytest.raises(DatasetLayoutError, match="holds no sequence"):
+        job.read_raw({**params, "unlabelled_dir": str(tmp_path / "extra" / "P01")})

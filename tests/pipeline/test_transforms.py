@@ -129,16 +129,21 @@ def _read_records(files):
 
 
 def test_write_examples_writes_each_part_into_its_own_folder(tmp_path):
-    examples = _examples([1, 3, 1, 1])
+    examples = _examples([1, 3, 1, 1]) + [e._replace(coded=False) for e in _examples([2, 3, None])]
     with _pipeline() as pipeline:
-        _ = pipeline | beam.Create(examples) | WriteExamples(str(tmp_path), num_shards=2)
-    for part in (1, 2, 3):
-        files = sorted((tmp_path / f"part{part}").glob("*"))
-        expected = sorted(e.serialized for e in examples if e.part == part)
-        assert _read_records(files) == expected, part
+        _ = pipeline | beam.Create(examples) | WriteExamples(str(tmp_path), num_shards=2,
+                                                             outside=True)
+    for folder, prefix in [(f"part{p}", "examples") for p in (1, 2, 3)] + [
+            (f"unlabelled/part{p}", "frames") for p in (1, 2, 3)] + [
+            ("unlabelled/outside", "frames")]:
+        files = sorted((tmp_path / folder).glob("*"))
+        expected = sorted(e.serialized for e in examples if e.destination == folder)
+        assert _read_records(files) == expected, folder
         if expected:
-            assert [f.name for f in files] == [f"examples-0000{i}-of-00002.tfrecord.gz"
+            assert [f.name for f in files] == [f"{prefix}-0000{i}-of-00002.tfrecord.gz"
                                                for i in (0, 1)]
+    assert {e.destination for e in examples} == {"part1", "part3", "unlabelled/part2",
+                                                 "unlabelled/part3", "unlabelled/outside"}
 
 
 def test_write_rejected_writes_one_json_line_per_rejected_frame(tmp_path):
@@ -160,8 +165,11 @@ def test_tally_counts_frames_parts_rejections_and_sequence_pairings():
 
     frames = [frame("T1", n, "first image") for n in range(3)] + [
         frame("T2", n, None) for n in range(2)] + [frame("T3", 0, "first coded frame")]
-    examples = [Example(1, "S1", "T1", (1, 0), b""), Example(1, "S2", "T1", (1, -1), b""),
-                Example(3, "S3", "T1", (0, 0), b"")]
+    frames[2].coded = False
+    examples = [Example(1, "S1", "T1", (1, 0), b"", has_flow=True),
+                Example(1, "S2", "T1", (1, -1), b""), Example(3, "S3", "T1", (0, 0), b""),
+                Example(3, "S3", "T1", (-1, -1), b"", coded=False, has_flow=True),
+                Example(None, "P1", "T1", (-1, -1), b"", coded=False)]
     rejections = [Rejection.of(frame("T2", 0, None), "image missing"),
                   Rejection.of(frame("T2", 1, None), "alignment failed: implausible face"),
                   Rejection.of(frame("T1", 2, None), "image missing")]
@@ -169,10 +177,17 @@ def test_tally_counts_frames_parts_rejections_and_sequence_pairings():
         inputs = tuple(pipeline | name >> beam.Create(items) for name, items in
                        (("Frames", frames), ("Examples", examples), ("Rejections", rejections)))
         assert_that(inputs | Tally(), equal_to([{
-            "frames_in": 6,
-            "parts": {"1": {"examples": 2, "subjects": ["S1", "S2"], "positive": [2, 0],
-                            "negative": [0, 1], "unknown": [0, 1]},
-                      "3": {"examples": 1, "subjects": ["S3"], "positive": [0, 0],
-                            "negative": [1, 1], "unknown": [0, 0]}},
+            "frames_in": 6, "coded_in": 5,
+            "records": {
+                "part1": {"examples": 2, "with_flow": 1, "subjects": ["S1", "S2"],
+                          "positive": [2, 0], "negative": [0, 1], "unknown": [0, 1]},
+                "part3": {"examples": 1, "with_flow": 0, "subjects": ["S3"], "positive": [0, 0],
+                          "negative": [1, 1], "unknown": [0, 0]},
+                "unlabelled/part3": {"examples": 1, "with_flow": 1, "subjects": ["S3"],
+                                     "positive": [0, 0], "negative": [0, 0],
+                                     "unknown": [1, 1]},
+                "unlabelled/outside": {"examples": 1, "with_flow": 0, "subjects": ["P1"],
+                                       "positive": [0, 0], "negative": [0, 0],
+                                       "unknown": [1, 1]}},
             "rejected": {"image missing": 2, "alignment failed": 1},
             "landmark_pairing": {"first image": 1, "first coded frame": 1}}]))

@@ -283,11 +283,17 @@ def test_one_entry_per_image_is_anchored_at_the_first_image(tmp_path):
     write(tmp_path, frames={f: colour_image(f) for f in IMAGES},
           landmarks={f: landmarks_of(f) for f in IMAGES}, landmark_entries="images")
     frames = read_all(tmp_path, landmark_offset=1)   # the evidence decides, not the option
-    assert [f.frame for f in frames] == list(FRAMES)
+    # the coded rows, then the images before and after the coded segment, uncoded
+    assert [(f.frame, f.coded) for f in frames] == [(f, True) for f in FRAMES] + [
+        (f, False) for f in IMAGES if f not in FRAMES]
     for raw in frames:
         assert raw.problem is None
         np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
+        np.testing.assert_array_equal(raw.image.mean(axis=(0, 1)).round(-1),
+                                      colour_image(raw.frame)[0, 0].round(-1))
     assert frames[0].landmark_source.endswith(f"F001_T1.mat#{FRAMES[0] - IMAGES[0]}")
+    assert frames[-1].landmark_source.endswith(f"F001_T1.mat#{IMAGES[-1] - IMAGES[0]}")
+    assert all((f.au == -1).all() for f in frames if not f.coded)
     assert _pairing_of(frames) == "first image"
 
 
@@ -295,6 +301,8 @@ def test_one_entry_per_coded_frame_is_anchored_at_the_first_coded_frame(tmp_path
     write(tmp_path, frames={f: colour_image(f) for f in IMAGES},
           landmarks={f: landmarks_of(f) for f in IMAGES})
     frames = read_all(tmp_path, landmark_offset=1)
+    # entries cover the coded segment only: the images around it have none, so are not read
+    assert [f.frame for f in frames] == list(FRAMES) and all(f.coded for f in frames)
     for raw in frames:
         np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
     assert _pairing_of(frames) == "first coded frame"
@@ -311,5 +319,67 @@ def test_when_both_spans_or_neither_fit_the_option_decides(tmp_path):
     matlab.write_v73_struct_field(neither / "2DFeatures/F001_T1.mat", "fit", "pred", pred)
     frames = read_all(neither, landmark_offset=-1)
     assert _pairing_of(frames) == "landmark_offset option (counts fit neither span)"
-    for raw in frames:
+    coded = [raw for raw in frames if raw.coded]
+    for raw in coded:
         np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
+    # the image before the segment has entry 0, which is empty
+    [before] = [raw for raw in frames if not raw.coded]
+    assert (before.frame, before.problem) == (FRAMES[0] - 1, "no landmarks")
+
+
+# -- uncoded frames: images no AU row codes, and sequences without AU codes ---------------------
+def test_images_between_coded_rows_with_a_landmark_entry_are_read_uncoded(tmp_path):
+    """A coded segment with a gap (a row left out): the image in the gap has its landmark entry
+    (one entry per image), so it is an uncoded frame; its problems are reported as for a coded
+    one."""
+    gap, empty = FRAMES[2], FRAMES[4]
+    codes = {f: c for f, c in CODES.items() if f not in (gap, empty)}
+    landmarks = {f: landmarks_of(f) for f in FRAMES}
+    landmarks[empty] = None
+    bp4d.write_sequence(tmp_path, "F001", "T1", {f: colour_image(f) for f in FRAMES}, landmarks,
+                        codes, landmark_entries="images")
+    frames = read_all(tmp_path)
+    assert [(f.frame, f.coded) for f in frames] == [
+        (f, True) for f in FRAMES if f not in (gap, empty)] + [(gap, False), (empty, False)]
+    by_frame = {f.frame: f for f in frames}
+    assert by_frame[gap].problem is None and (by_frame[gap].au == -1).all()
+    assert by_frame[gap].au.shape == (len(AU_SETS["bp4d"]),)
+    np.testing.assert_array_equal(by_frame[gap].landmarks, landmarks_of(gap))
+    assert by_frame[empty].problem == "no landmarks" and by_frame[empty].landmarks is None
+
+
+def _without_codes(root, subject, task, **options):
+    """A sequence written with AU codes whose code file is then removed: images and landmarks,
+    one entry per image."""
+    write(root, subject, task, landmark_entries="images", **options)
+    for folder in ("AUCoding/AU_OCC", "AUCoding"):
+        path = root / folder / f"{subject}_{task}.csv"
+        if path.exists():
+            path.unlink()
+
+
+def test_a_task_folder_without_au_codes_is_a_sequence_of_uncoded_frames(tmp_path):
+    write(tmp_path, "F001", "T1")                 # the root needs one code file
+    _without_codes(tmp_path, "F001", "T2")
+    _without_codes(tmp_path, "M008", "T3")
+    (tmp_path / "Sequences_2D+3D/F002/T4").mkdir(parents=True)   # images only: no landmarks
+    units = bp4d.list_units(tmp_path)
+    assert [(u.subject, u.task, "labels" in u.paths) for u in units] == [
+        ("F001", "T1", True), ("F001", "T2", False), ("M008", "T3", False)]
+    assert [u.subject for u in bp4d.list_units(tmp_path, subjects=["M008"])] == ["M008"]
+    frames = [f for f in read_all(tmp_path) if f.task != "T1"]
+    assert [(f.subject, f.frame) for f in frames] == [("F001", f) for f in FRAMES] + [
+        ("M008", f) for f in FRAMES]
+    for raw in frames:
+        assert not raw.coded and raw.problem is None and (raw.au == -1).all()
+        np.testing.assert_array_equal(raw.landmarks, landmarks_of(raw.frame))
+    assert {f.landmark_pairing for f in frames} == {"first image"}
+
+
+def test_a_sequence_without_codes_and_an_unreadable_landmark_file_reports_its_images(tmp_path):
+    write(tmp_path, "F001", "T1")
+    _without_codes(tmp_path, "F001", "T2")
+    (tmp_path / "2DFeatures/F001_T2.mat").write_bytes(b"MATLAB 5.0 MAT-file, not HDF5")
+    frames = [f for f in read_all(tmp_path) if f.task == "T2"]
+    assert [f.frame for f in frames] == list(FRAMES)
+    assert all(f.problem.startswith("landmark file unreadable") and not f.coded for f in frames)
