@@ -39,7 +39,8 @@ import numpy as np
 import tensorflow as tf
 
 from components.base import UserError
-from pipeline.manifest import MANIFEST_FILE, damaged_files, listed_entries, listed_files
+from pipeline.manifest import (MANIFEST_FILE, listed_entries, listed_files,
+                               listed_unlabelled_files)
 from schemas.example import ALIGNED_SIZE, FLOW_STRIDE, parse_examples
 from schemas.face import FLIP_PERMUTATION, NUM_LANDMARKS
 
@@ -198,19 +199,10 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
 
 def unlabelled_files(examples_dir, parts) -> list[str]:
     """The unlabelled frames' files of `parts` and of the subjects in no part, checked like
-    part_files; none in a folder written before unlabelled frames existed. With the parts'
-    coded files (read as images only, whatever label_fraction keeps) they are the auxiliary
-    tasks' pool."""
-    # TEMP (branch train): a stand-in for pipeline.manifest.listed_unlabelled_files (branch
-    # pipeline): the manifest's files under unlabelled/part<p>/ and unlabelled/outside/.
-    folders = tuple(f"unlabelled/part{p}/" for p in parts) + ("unlabelled/outside/",)
-    entries = sorted((e for e in listed_entries(examples_dir) if e["path"].startswith(folders)),
-                     key=lambda e: e["path"])
-    damaged = damaged_files(examples_dir, entries)
-    if damaged:
-        raise UserError(f"{', '.join(damaged)} differ from {MANIFEST_FILE}; run the preprocess "
-                        "stage again")
-    return [os.path.join(os.fspath(examples_dir), e["path"]) for e in entries]
+    part_files (pipeline.manifest.listed_unlabelled_files); none in a folder written before
+    unlabelled frames existed. With the parts' coded files (read as images only, whatever
+    label_fraction keeps) they are the auxiliary tasks' pool."""
+    return listed_unlabelled_files(examples_dir, parts)
 
 
 def auxiliary_dataset(files, num_aus: int, crop_size: int, *, tasks, aus, patch: float,

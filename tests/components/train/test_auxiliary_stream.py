@@ -124,9 +124,9 @@ def test_the_pool_is_the_training_parts_coded_and_unlabelled_files(tmp_path):
     pool = ip.part_files(examples, [2, 3]) + ip.unlabelled_files(examples, [2, 3])
     assert [str(p.relative_to(examples)) for p in map(type(tmp_path), pool)] == [
         "part2/data-00000-of-00001.tfrecord.gz", "part3/data-00000-of-00001.tfrecord.gz",
-        "unlabelled/outside/frames-00000-of-00001.tfrecord.gz",
         "unlabelled/part2/frames-00000-of-00001.tfrecord.gz",
-        "unlabelled/part3/frames-00000-of-00001.tfrecord.gz"]
+        "unlabelled/part3/frames-00000-of-00001.tfrecord.gz",
+        "unlabelled/outside/frames-00000-of-00001.tfrecord.gz"]
     assert sum(ip.file_record_counts(pool, examples)) == 2 + 2 + 2 + 3 + 3
     # A folder written before unlabelled frames existed: none.
     assert ip.unlabelled_files(write_tiny_dataset(tmp_path / "old", per_part=2), [1]) == []
