@@ -26,10 +26,22 @@ about three windows (the one being read, one ready, one being consumed), never d
 a split of N records costs ceil(N / shuffle_buffer) reading passes per epoch, overlapped with
 training.
 
+label_fraction (the train stage's): a record keeps its AU codes when a stable hash of (seed,
+subject, task, frame) falls in that share of its range (keeps_codes); the others leave the
+labelled stream, so an epoch is that much shorter.
+
+Auxiliary stream (RTATL's self-supervised tasks; auxiliary_dataset): faces from the training
+parts' coded files (every one, whatever label_fraction keeps, read as images only) and their
+unlabelled files, in a shuffle of their own per epoch, cropped and flipped like training faces,
+the flow target moved with its face (transform_flow) and AU regions masked for inpainting
+(jaa_keras.auxiliary.roi_mask); zipped batch by batch with the labelled stream (with_auxiliary).
+
 Determinism: the permutation and every random crop/flip of epoch e are a function of (seed, e)
 alone: the permutation comes from numpy's RNG seeded with (seed, e), and each example's
 augmentation uses stateless random ops seeded by (seed, epoch, its position). A training run
-restarted at epoch e therefore sees exactly the batches it would have seen.
+restarted at epoch e therefore sees exactly the batches it would have seen. The same holds for
+the auxiliary stream (its permutations drawn with (seed, e, k), its seeds apart from the
+labelled ones).
 """
 from __future__ import annotations
 

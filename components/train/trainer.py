@@ -327,6 +327,10 @@ class _EpochRecord(keras.callbacks.Callback):
         speed = {"seconds": round(seconds, 2), "steps": steps,
                  "images_per_s": round(steps * self.batch_size / max(seconds, 1e-9), 2)}
         logs.update(speed)
+        # The held-out faces come without auxiliary ones: Keras would report their auxiliary
+        # losses as 0 (history and TensorBoard, which reads these logs after this callback).
+        for task in self.model.config.auxiliary:
+            logs.pop(f"val_{task}", None)
         entry = {"epoch": epoch + 1, "phase": self.phase.name,
                  "epoch_in_phase": epoch - self.phase_start + 1,
                  "learning_rate": self.lr_at(epoch), **speed}

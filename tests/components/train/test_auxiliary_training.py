@@ -192,22 +192,29 @@ def test_auxiliary_training_records_its_losses_and_a_stopped_run_resumes_exactly
     import keras
 
     from components.base import COMPLETION_FILE, STARTED_FILE, Artifact
+    # The joint schedule: its held-out subject scores the epochs and trains in neither stream.
     params = _params(auxiliary=["inpainting", "flow"], auxiliary_ratio=0.5, label_fraction=0.5,
                      model_overrides={**TINY, "flow_weight": 2.0, "inpainting_patch": 0.2},
-                     epochs=[2, 0, 0], learning_rates=[0.05])
+                     schedule="joint", epochs=[2], learning_rates=[0.05])
     straight = tmp_path / "straight"
     run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": straight},
               parameters=params, log=None)
+    held_out = validation_subjects(examples, [2, 3], 10, 0)
+    labelled = [r for r in _kept(examples, 0.5) if r[0] not in held_out]
     history = json.loads((straight / "history.json").read_text())
     assert len(history) == 2
     for entry in history:
         assert entry["inpainting"] > 0 and entry["flow"] > 0 and np.isfinite(entry["loss"])
-        assert entry["steps"] == -(-len(_kept(examples, 0.5)) // 6)   # the labelled epoch
+        assert "val_f1" in entry and "val_flow" not in entry and "val_inpainting" not in entry
+        assert entry["steps"] == -(-len(labelled) // 6)   # the labelled epoch
     assert {"epoch_inpainting", "epoch_flow"} <= _event_tags(straight / "logs" / "train")
+    assert not {"epoch_flow", "epoch_inpainting"} & _event_tags(straight / "logs" / "validation")
     summary = Artifact(straight).summary
-    assert summary["labelled_examples"] == len(_kept(examples, 0.5))
-    assert summary["auxiliary"] == {"tasks": ["inpainting", "flow"], "batch_size": 3,
-                                    "pool": 38, "unlabelled_files": 3}
+    assert summary["labelled_examples"] == len(labelled)
+    pool = ip.part_files(examples, [2, 3]) + ip.unlabelled_files(examples, [2, 3])
+    assert summary["auxiliary"] == {
+        "tasks": ["inpainting", "flow"], "batch_size": 3, "unlabelled_files": 3,
+        "pool": ip.count_examples(pool, ("train", held_out))}
     model = keras.models.load_model(straight / "model.keras", compile=False)
     assert (model.config.auxiliary, model.config.flow_weight, model.config.inpainting_patch,
             model.config.inpainting_weight) == (("inpainting", "flow"), 2.0, 0.2, 1.0)
