@@ -259,3 +259,12 @@ def test_a_model_with_auxiliary_heads_seeds_one_without_and_the_reverse():
     assert seed_from(heads, flow_only)["fresh"] == []                     # its head copied too
     np.testing.assert_array_equal(np.asarray(flow_only.flow_head.weights[0]),
                                   np.asarray(heads.flow_head.weights[0]))
+
+
+def test_the_inpainting_patch_of_the_config_shapes_the_masks(examples):
+    def masked_share(patch):
+        config = preset("bp4d", **TINY).replace(auxiliary=("inpainting",), inpainting_patch=patch)
+        _, y = next(iter(_data(examples, config).epoch(0)))
+        return float(np.mean(y["inpainting_mask"]))
+    small, large = masked_share(0.1), masked_share(0.4)
+    assert 0 < small < large / 4      # squares 4 x wider: 16 x the area where none overlap
