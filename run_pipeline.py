@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 from components.base.cli import add_flags, flags_given, list_type, value_type
-from components.base.contract import NON_NEGATIVE, POSITIVE, Rule
+from components.base.contract import NON_NEGATIVE, POSITIVE, POSITIVE_REAL, Rule
 from components.startup import LOG_LEVELS
 from components.train.component import TRAIN
+from components.train.presets import AUXILIARY_FIELDS
 from jaa_keras.config import INITIALIZATIONS, LOCAL_MERGES
 from schemas.face import ALIGNED_SIZE, DATASETS, PARTS
 
@@ -40,6 +41,7 @@ FOLD_RULE = Rule(lambda v: v in PARTS, "a fold number (1, 2 or 3)")
 CROP = value_type(int, Rule(lambda v: v > 0 and v % 16 == 0 and v <= ALIGNED_SIZE,
                             f"a multiple of 16 from 16 to {ALIGNED_SIZE // 16 * 16}"))
 POSITIVE_INT = value_type(int, POSITIVE)
+WEIGHT = value_type(float, POSITIVE_REAL)
 # The network's fields a flag may override, with their argparse settings (model_overrides).
 MODEL_FLAGS = {
     "width_unit": {"type": POSITIVE_INT, "help": "override the network's width unit c"},
@@ -52,6 +54,16 @@ MODEL_FLAGS = {
                        "help": "override how fresh weights are drawn: caffe (the paper's "
                                "release), pytorch (PyTorch's defaults) or keras (Keras' "
                                "defaults)"},
+    # RTATL's auxiliary tasks (--auxiliary): each applies only with its task.
+    "inpainting_weight": {"type": WEIGHT, "help": "with --auxiliary inpainting: the weight of "
+                          "its loss beside the AU loss (default 1)"},
+    "inpainting_patch": {"type": value_type(float, Rule(lambda v: 0 < v <= 1,
+                                                        "a share of the crop in (0, 1]")),
+                         "help": "with --auxiliary inpainting: the side of a masked square "
+                                 "around an AU centre, as a share of the crop (default 0.28, "
+                                 "the attention box)"},
+    "flow_weight": {"type": WEIGHT, "help": "with --auxiliary flow: the weight of its loss "
+                    "beside the AU loss (default 1)"},
 }
 
 
@@ -139,7 +151,19 @@ def parse(argv):
                      "mounted) folder for the raw data, generated there for the synthetic set")
     args.preprocessing = _preprocessing_parameters(parser, args)
     _check_import_flags(parser, args)
+    _check_auxiliary_flags(parser, args)
     return args
+
+
+def _check_auxiliary_flags(parser, args):
+    """A flag of an auxiliary task without that task would be recorded but never used."""
+    tasks = args.auxiliary or []
+    if args.auxiliary_ratio is not None and not tasks:
+        parser.error("--auxiliary_ratio applies with --auxiliary only")
+    for task, fields in AUXILIARY_FIELDS.items():
+        for field in fields:
+            if getattr(args, field) is not None and task not in tasks:
+                parser.error(f"--{field} applies with --auxiliary {task} only")
 
 
 def _check_import_flags(parser, args):

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
-from schemas.example import ALIGNED_SIZE, encode_example
+from schemas.example import ALIGNED_SIZE, NO_FLOW, encode_example
 from schemas.face import AU_SETS, NUM_LANDMARKS
 
 
@@ -33,8 +33,10 @@ def inter_ocular(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[19:25].mean(0) - points[25:31].mean(0)))
 
 
-def draw_example(points, au, dot_index=None, subject="S1", task="T1", frame=0, base=96):
-    """Encode one example; a bright 3x3 dot is drawn at landmark `dot_index` (rounded)."""
+def draw_example(points, au, dot_index=None, subject="S1", task="T1", frame=0, base=96,
+                 flow=None, flow_to=NO_FLOW):
+    """Encode one example; a bright 3x3 dot is drawn at landmark `dot_index` (rounded);
+    `flow` (schemas.example.FLOW_SHAPE) to frame `flow_to`: its flow target."""
     image = np.full((ALIGNED_SIZE, ALIGNED_SIZE, 3), base, np.uint8)
     if dot_index is not None:
         x, y = np.round(points[dot_index]).astype(int)
@@ -42,7 +44,7 @@ def draw_example(points, au, dot_index=None, subject="S1", task="T1", frame=0, b
     jpeg = tf.io.encode_jpeg(image, quality=100).numpy()
     return encode_example(image_jpeg=jpeg, landmarks=points, au=np.asarray(au, np.int64),
                           inter_ocular=inter_ocular(points), subject=subject, task=task,
-                          frame=frame)
+                          frame=frame, flow=flow, flow_to=flow_to)
 
 
 def write_records(path, serialized_examples):
@@ -52,10 +54,16 @@ def write_records(path, serialized_examples):
             writer.write(s)
 
 
-def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
+def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"], flow=False,
+                       unlabelled=0, outside=0):
     """part{1,2,3}/data.tfrecord.gz with examples whose AU k is visible as a dot, + stats.json.
 
     AU label i is 1 when landmark 3*i (a spot on the face) carries a bright dot; a learnable toy.
+    For the auxiliary tasks (the preprocessing's layout, docs/data.md): `flow` gives every
+    coded frame but each subject's last a flow target (tiny_flow) to the frame after it;
+    `unlabelled` frames per part go to unlabelled/part<p>/ (the part's subjects, every AU
+    unknown, with flow targets when `flow`) and `outside` frames of subject SX to
+    unlabelled/outside/.
     """
     import json
     rng = np.random.default_rng(seed)
@@ -68,12 +76,24 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
             au[rng.random(len(aus)) < 0.05] = -1
             au[0] = n % 2  # every AU occurs in every split
             au[1:] = np.where(au[1:] == -1, -1, np.maximum(au[1:], (n % 3 == 0)))
+            target = tiny_flow(part, n) if flow and n < per_part - 2 else None
             examples.append(draw_example(points, au, dot_index=22,
-                                         subject=f"S{part}{n % 2}", frame=n))
+                                         subject=f"S{part}{n % 2}", frame=n, flow=target,
+                                         flow_to=NO_FLOW if target is None else n + 2))
             labels.append(au)
         write_records(os.path.join(root, f"part{part}", "data-00000-of-00001.tfrecord.gz"), examples)
         labels = np.array(labels)
         rates[part] = labels
+        if unlabelled:
+            write_records(os.path.join(root, "unlabelled", f"part{part}",
+                                       "frames-00000-of-00001.tfrecord.gz"),
+                          [_unlabelled(f"S{part}{n % 2}", 1000 + n, len(aus),
+                                       tiny_flow(part, 1000 + n) if flow else None)
+                           for n in range(unlabelled)])
+    if outside:
+        write_records(os.path.join(root, "unlabelled", "outside", "frames-00000-of-00001.tfrecord.gz"),
+                      [_unlabelled("SX", n, len(aus), tiny_flow(0, n) if flow else None)
+                       for n in range(outside)])
     names = [f"AU{a:02d}" for a in aus]
     splits = {}
     for fold in (1, 2, 3):
@@ -93,6 +113,17 @@ def write_tiny_dataset(root, per_part=12, seed=0, aus=AU_SETS["bp4d"]):
                                                                   "seed": seed},
                             identity={"dataset": "synthetic"}, summary={"examples": 3 * per_part})
     return root
+
+
+def tiny_flow(part, frame) -> np.ndarray:
+    """A constant flow target that names its record: (dx, dy) = (part, frame) aligned pixels."""
+    from schemas.example import FLOW_SHAPE
+    return np.broadcast_to(np.array([part, frame], np.float32), FLOW_SHAPE)
+
+
+def _unlabelled(subject, frame, num_aus, flow):
+    return draw_example(mean_face(), np.full(num_aus, -1), subject=subject, frame=frame,
+                        flow=flow, flow_to=NO_FLOW if flow is None else frame + 1)
 
 
 def write_unlisted_records(path, count=3):

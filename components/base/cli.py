@@ -43,7 +43,7 @@ def add_flags(parser, spec: StageSpec, *, stage_defaults: bool = False) -> list[
     for p in spec.parameters:
         if not p.flag:
             continue
-        shown = "" if p.default in (None, False) else f" (default {_shown(p.default)})"
+        shown = "" if p.default in (None, False, []) else f" (default {_shown(p.default)})"
         kwargs = {"default": p.default if stage_defaults else None, "help": p.help + shown}
         if p.type is bool:
             parser.add_argument(f"--{p.name}", action="store_true", **kwargs)

@@ -101,6 +101,9 @@ def render_card(meta: dict) -> str:
         f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention, "
         f"local AU branches merged by {net['local_merge']}",
         f"- AUs (output order): {', '.join(names)}",
+        *([f"- Trained with RTATL's auxiliary tasks ({', '.join(net['auxiliary'])}) on "
+           "unlabelled and training frames; their heads served training only and are not in "
+           "this SavedModel"] if net.get("auxiliary") else []),
         f"- Decision threshold: an AU is present when its probability >= {meta['threshold']}",
     ]
     training = meta.get("training") or {}

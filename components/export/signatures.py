@@ -21,7 +21,8 @@ All return
 The centre crop (and the resize for crops smaller than the paper's 176), the pixel scaling and the
 mapping of landmarks back to the aligned frame are the input pipeline's own tensor functions
 (components.train.input_pipeline.center_crop_images / crop_landmarks_to_aligned), so serving
-cannot drift from evaluation.
+cannot drift from evaluation. A model trained with RTATL's auxiliary heads is served without
+them (backbone_only): its SavedModel is that of the same backbone trained without heads.
 """
 from __future__ import annotations
 
@@ -138,10 +139,32 @@ def make_raw_images_function(serve_images):
     return serve_raw_images
 
 
-def write_saved_model(model, path, threshold: float = 0.5) -> None:
-    """Write `model` with its three signatures as a SavedModel into `path` (a version folder)."""
+def backbone_only(model):
+    """`model` without RTATL's auxiliary heads (training only): the same JaaNet (config, name,
+    dtype policy) without auxiliary tasks, holding `model`'s weights; `model` itself when it
+    has no heads. A tensor input gives the same outputs either way."""
+    if not model.config.auxiliary:
+        return model
     import keras
 
+    from components.train.transfer import copy_backbone
+    # Rebuilt as keras.models.load_model builds a model, so that its variables (and those of
+    # the SavedModel) are named as a loaded model's; not compiled (serving only).
+    settings = keras.saving.serialize_keras_object(model)
+    settings.pop("compile_config", None)
+    settings["config"]["config"] = {**settings["config"]["config"], "auxiliary": []}
+    backbone = keras.saving.deserialize_keras_object(settings)
+    copy_backbone(model, backbone)
+    return backbone
+
+
+def write_saved_model(model, path, threshold: float = 0.5) -> None:
+    """Write `model`'s backbone (backbone_only) with its three signatures as a SavedModel into
+    `path` (a version folder): a model trained with auxiliary heads serves without them, and its
+    SavedModel holds the same variables as one trained without."""
+    import keras
+
+    model = backbone_only(model)
     serve_images, serve_examples = make_serving_functions(model, threshold)
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -12,6 +12,7 @@ from components.base import InputSpec, Parameter, StageSpec
 from components.base.contract import (NON_NEGATIVE, NON_NEGATIVE_REAL, POSITIVE, POSITIVE_REAL,
                                       Rule)
 from components.train.presets import SCHEDULES, TRAINING_PRESETS
+from jaa_keras.config import AUXILIARY_TASKS
 from schemas.face import DATASETS, PARTS
 
 TRAIN = StageSpec(
@@ -56,6 +57,21 @@ TRAIN = StageSpec(
         Parameter("validation_buckets", int, 10, rule=POSITIVE,
                   help="keep_best phases (joint): about 1 in N training subjects (at least 1) "
                        "held out to pick the best epoch"),
+        Parameter("auxiliary", list, [], item=str, flag=True,
+                  rule=Rule(lambda v: v in AUXILIARY_TASKS,
+                            f"an auxiliary task ({', '.join(AUXILIARY_TASKS)})"),
+                  whole=Rule(lambda v: len(set(v)) == len(v), "names a task twice"),
+                  help="RTATL's self-supervised tasks, trained beside the AU loss on the training "
+                       "parts' frames and their unlabelled ones, e.g. inpainting,flow; their "
+                       "heads are not exported (default: none)"),
+        Parameter("auxiliary_ratio", float, 1.0, rule=POSITIVE_REAL, flag=True,
+                  help="with --auxiliary: auxiliary faces per labelled face in a training step "
+                       "(rounded, at least one a step)"),
+        Parameter("label_fraction", float, 1.0, flag=True,
+                  rule=Rule(lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+                  help="keep the AU codes of this fraction of the training parts' coded frames "
+                       "(picked by a hash of seed, subject, task and frame); the others leave "
+                       "the labelled stream (with --auxiliary they still serve its tasks)"),
         Parameter("mixed_precision", bool, False, flag=True,
                   help="float16 (GPU) / bfloat16 (CPU) compute, float32 heads"),
         Parameter("keep_checkpoints", int, 2, cache=False, rule=POSITIVE),

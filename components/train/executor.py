@@ -4,20 +4,32 @@ from __future__ import annotations
 import logging
 
 from components.base import UserError
-from components.train.presets import TRAINING_PRESETS
+from components.train.presets import AUXILIARY_FIELDS, TRAINING_PRESETS
 from components.train.schedule import build_schedule
 from schemas.face import PARTS
 
 _LOG = logging.getLogger(__name__)
 
 
-def model_config_for(dataset: str, preset_name: str | None, overrides: dict):
-    """The JaaNetConfig of a dataset under a training preset, with fields overridden."""
+def model_config_for(dataset: str, preset_name: str | None, overrides: dict, auxiliary=()):
+    """The JaaNetConfig of a dataset under a training preset, with fields overridden and the
+    heads of the `auxiliary` tasks (the train stage's parameter of that name)."""
     from jaa_keras import preset
     name = resolve_preset(dataset, preset_name)
     aus_preset = "disfa" if dataset == "disfa" else "bp4d"  # synthetic carries BP4D's AU set
+    overrides = dict(overrides or {})
+    if "auxiliary" in overrides:
+        raise UserError("model settings: the auxiliary tasks are the train stage's parameter "
+                        "auxiliary (--auxiliary), not a model override")
+    for task, fields in AUXILIARY_FIELDS.items():
+        unused = [field for field in fields if field in overrides and task not in auxiliary]
+        if unused:
+            raise UserError(f"model settings: {unused[0]} applies to the auxiliary task {task}, "
+                            f"which this run does not train (add it: --auxiliary {task})")
+    if auxiliary:
+        overrides["auxiliary"] = tuple(auxiliary)
     try:
-        return preset(aus_preset, **{**TRAINING_PRESETS[name]["model"], **(overrides or {})})
+        return preset(aus_preset, **{**TRAINING_PRESETS[name]["model"], **overrides})
     except (TypeError, ValueError) as e:
         raise UserError(f"model settings {overrides}: {e}") from None
 
@@ -42,7 +54,7 @@ def run_executor(inputs, outputs, params) -> dict:
     train_parts = [p for p in PARTS if p != fold]
     preset_name = resolve_preset(dataset, params["preset"])
     preset = TRAINING_PRESETS[preset_name]
-    config = model_config_for(dataset, preset_name, params["model_overrides"])
+    config = model_config_for(dataset, preset_name, params["model_overrides"], params["auxiliary"])
     schedule = params["schedule"]
     phases = build_schedule(schedule, dataset,
                             epochs=params["epochs"] or preset["epochs"].get(schedule),
@@ -63,6 +75,7 @@ def run_executor(inputs, outputs, params) -> dict:
         seed=params["seed"], shuffle_buffer=params["shuffle_buffer"],
         mixed_precision=params["mixed_precision"], keep_checkpoints=params["keep_checkpoints"],
         validation_buckets=params["validation_buckets"],
+        auxiliary_ratio=params["auxiliary_ratio"], label_fraction=params["label_fraction"],
         init_model_path=None if init is None else init.path, verbose=params["verbose"])
     return {**summary, "dataset": dataset, "fold": fold, "preset": preset_name,
             "schedule": [p.__dict__ for p in phases], "batch_size": batch_size,

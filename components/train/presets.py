@@ -2,6 +2,10 @@
 contract (and the command line made from it) reads them without importing Keras."""
 
 SCHEDULES = ("paper", "joint")  # schedule.py builds their phases
+# The network's fields that only an auxiliary task reads: setting one without its task is a
+# mistake (the value would be recorded but never used), so the train stage refuses it.
+AUXILIARY_FIELDS = {"inpainting": ("inpainting_weight", "inpainting_patch"),
+                    "flow": ("flow_weight",)}
 
 # Training presets: the model shape and schedule of a named setting; every value can still be
 # overridden (flags / stage parameters). Epochs and learning rates are per phase, so they are

@@ -12,6 +12,12 @@ Layout of the fold folder (the train stage's artifact):
     history.json      one entry per epoch: phase, learning rate, speed, loss parts, f1, landmark
                       error, and in keep_best phases the same on the held-out subjects (val_*)
 
+Auxiliary tasks (RTATL, model_config.auxiliary): each step also takes a batch of the auxiliary
+stream (TrainingData), x = {"images", "auxiliary_images"}, and the objective adds the tasks'
+losses, recorded as their own parts in the history and TensorBoard. label_fraction keeps the
+codes of a share of the coded frames; the others leave the labelled stream (the epoch is then
+shorter) but stay in the auxiliary pool.
+
 Resume: epoch e's data order and augmentation depend on (seed, e) only (input_pipeline), the
 checkpoint holds the weights (BatchNorm statistics included), the optimiser's variables (momentum,
 iteration count) and the position in the schedule, and nothing else in training draws random
@@ -175,6 +181,87 @@ def validation_subjects(examples_dir, train_parts, one_in: int, seed: int) -> tu
     return tuple(sorted(subjects[i] for i in order[:count]))
 
 
+class TrainingData:
+    """One fold's training data: the labelled stream (the codes label_fraction keeps), the
+    held-out subjects that score keep_best phases (the same fraction), and, when the model trains
+    auxiliary tasks, their stream zipped batch by batch with the labelled one (module doc of
+    input_pipeline). Held-out subjects are left out of both streams. Each epoch's batches are a
+    function of (seed, epoch)."""
+
+    def __init__(self, examples_dir, train_parts, model_config, *, files, pool, batch_size,
+                 seed, shuffle_buffer, keep_best, validation_buckets, label_fraction=1.0,
+                 auxiliary_ratio=1.0, log=_LOG.info):
+        self.config, self.files, self.pool = model_config, files, pool
+        self.batch_size, self.seed, self.shuffle_buffer = batch_size, seed, shuffle_buffer
+        self.label_fraction = label_fraction
+        self.tasks = model_config.auxiliary
+        num_aus, crop = model_config.num_aus, model_config.crop_size
+        self.record_counts = ip.file_record_counts(files, examples_dir)
+        self.train_split, self.validation = None, None
+        if keep_best:
+            held_out = validation_subjects(examples_dir, train_parts, validation_buckets, seed)
+            log(f"best-epoch selection on held-out training subjects {', '.join(held_out)}")
+            self.train_split = ("train", held_out)
+        if self.train_split is None and label_fraction == 1:
+            self.num_train = sum(self.record_counts)
+        else:
+            self.num_train = ip.count_examples(files, self.train_split, label_fraction, seed)
+        kept = "" if label_fraction == 1 else f" (the {label_fraction:g} of them that keep " \
+                                              "their codes)"
+        if self.num_train == 0:
+            raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}"
+                            f"{kept}")
+        if keep_best:
+            validation_split = ("validation", held_out)
+            num_validation = (sum(self.record_counts) - self.num_train if label_fraction == 1
+                              else ip.count_examples(files, validation_split, label_fraction,
+                                                     seed))
+            if num_validation == 0:
+                raise UserError(f"the held-out subjects {', '.join(held_out)} have no coded "
+                                f"frame left{kept}; raise label_fraction")
+            self.validation = ip.make_dataset(
+                files, num_aus, crop, training=False, batch_size=max(batch_size, 32),
+                subject_split=validation_split, num_examples=num_validation,
+                label_fraction=label_fraction, seed=seed)
+        self.steps_per_epoch = math.ceil(self.num_train / batch_size)
+        log(f"{self.num_train} training examples in parts {list(train_parts)}{kept}")
+        if self.tasks:
+            # Faces per step: at least one, so that every step trains the tasks.
+            self.auxiliary_batch = max(1, round(auxiliary_ratio * batch_size))
+            self.pool_counts = ip.file_record_counts(pool, examples_dir)
+            self.pool_size = (sum(self.pool_counts) if self.train_split is None
+                              else ip.count_examples(pool, self.train_split))
+            log(f"auxiliary tasks {', '.join(self.tasks)}: {self.auxiliary_batch} faces a step "
+                f"from {self.pool_size} (coded and unlabelled frames of parts "
+                f"{list(train_parts)}, {len(pool) - len(files)} unlabelled file(s))")
+
+    def epoch(self, epoch: int, keep_metadata: bool = False) -> tf.data.Dataset:
+        """The batches of `epoch` (0-based): the same for every run with this seed."""
+        config = self.config
+        labelled = ip.make_dataset(
+            self.files, config.num_aus, config.crop_size, training=True,
+            batch_size=self.batch_size, seed=self.seed, epoch=epoch,
+            shuffle_buffer=self.shuffle_buffer, subject_split=self.train_split,
+            num_examples=self.num_train, record_counts=self.record_counts,
+            keep_metadata=keep_metadata, label_fraction=self.label_fraction)
+        if not self.tasks:
+            return labelled
+        auxiliary = ip.auxiliary_dataset(
+            self.pool, config.num_aus, config.crop_size, tasks=self.tasks, aus=config.aus,
+            patch=config.inpainting_patch, batch_size=self.auxiliary_batch,
+            batches=self.steps_per_epoch, seed=self.seed, epoch=epoch,
+            shuffle_buffer=self.shuffle_buffer, record_counts=self.pool_counts,
+            pool_size=self.pool_size, subject_split=self.train_split)
+        return ip.with_auxiliary(labelled, auxiliary)
+
+    def auxiliary_summary(self) -> dict | None:
+        """What the stage records of the auxiliary stream."""
+        if not self.tasks:
+            return None
+        return {"tasks": list(self.tasks), "batch_size": self.auxiliary_batch,
+                "pool": self.pool_size, "unlabelled_files": len(self.pool) - len(self.files)}
+
+
 def _strategy(log):
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -240,6 +327,10 @@ class _EpochRecord(keras.callbacks.Callback):
         speed = {"seconds": round(seconds, 2), "steps": steps,
                  "images_per_s": round(steps * self.batch_size / max(seconds, 1e-9), 2)}
         logs.update(speed)
+        # The held-out faces come without auxiliary ones: Keras would report their auxiliary
+        # losses as 0 (history and TensorBoard, which reads these logs after this callback).
+        for task in self.model.config.auxiliary:
+            logs.pop(f"val_{task}", None)
         entry = {"epoch": epoch + 1, "phase": self.phase.name,
                  "epoch_in_phase": epoch - self.phase_start + 1,
                  "learning_rate": self.lr_at(epoch), **speed}
@@ -316,7 +407,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                train_parts, batch_size=9, momentum=0.9, weight_decay=5e-4, lr_decay=0.3,
                lr_decay_every=2, seed=0, shuffle_buffer=4096, mixed_precision=False,
                keep_checkpoints=2, validation_buckets=10, init_model_path=None, verbose=1,
-               log=_LOG.info) -> dict:
+               auxiliary_ratio=1.0, label_fraction=1.0, log=_LOG.info) -> dict:
     """Train one model; returns the summary recorded by the stage. See the module doc."""
     from jaa_keras import build_jaanet
     from jaa_keras.losses import JaaNetLoss
@@ -325,6 +416,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
     ckpt_dir, log_dir = out / "checkpoints", out / "logs"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     files = ip.part_files(examples_dir, train_parts)
+    pool = files + ip.unlabelled_files(examples_dir, train_parts) if model_config.auxiliary else []
     num_aus = model_config.num_aus
     total_epochs = sum(p.epochs for p in phases)
     keep_best = any(p.keep_best for p in phases)
@@ -357,29 +449,12 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             log(f"seeded from {init_model_path}: {transfer}")
             del source
 
-        record_counts = ip.file_record_counts(files, examples_dir)
-        validation, train_split, num_train = None, None, sum(record_counts)
-        if keep_best:
-            held_out = validation_subjects(examples_dir, train_parts, validation_buckets, seed)
-            log(f"best-epoch selection on held-out training subjects {', '.join(held_out)}")
-            train_split = ("train", held_out)
-            num_train = ip.count_examples(files, train_split)
-            validation = ip.make_dataset(files, num_aus, model_config.crop_size, training=False,
-                                         batch_size=max(batch_size, 32),
-                                         subject_split=("validation", held_out),
-                                         num_examples=sum(record_counts) - num_train)
-        if num_train == 0:
-            raise UserError(f"no training examples in {examples_dir} parts {list(train_parts)}")
-        log(f"{num_train} training examples in parts {list(train_parts)}")
+        data = TrainingData(examples_dir, train_parts, model_config, files=files, pool=pool,
+                            batch_size=batch_size, seed=seed, shuffle_buffer=shuffle_buffer, keep_best=keep_best,
+                            validation_buckets=validation_buckets, label_fraction=label_fraction,
+                            auxiliary_ratio=auxiliary_ratio, log=log)
         faces, _ = next(iter(ip.make_dataset(files, num_aus, model_config.crop_size,
                                              training=False, batch_size=ATTENTION_FACES)))
-
-        def epoch_data(epoch, keep_metadata=False):   # the same batches for a given epoch
-            return ip.make_dataset(files, num_aus, model_config.crop_size, training=True,
-                                   batch_size=batch_size, seed=seed, epoch=epoch,
-                                   shuffle_buffer=shuffle_buffer, subject_split=train_split,
-                                   num_examples=num_train, record_counts=record_counts,
-                                   keep_metadata=keep_metadata)
 
         t_start = time.perf_counter()
         epochs_run = 0
@@ -412,12 +487,12 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                          _AttentionImages(log_dir / "attention", faces)]
             # One fit for the phase, over its epochs' data one after the other: fit's epoch e
             # reads epoch_data(e), exactly the batches a run resumed at e reads.
-            data = epoch_data(first)
+            epochs = data.epoch(first)
             for epoch in range(first + 1, phase_end):
-                data = data.concatenate(epoch_data(epoch))
-            model.fit(data, initial_epoch=first, epochs=phase_end,
-                      steps_per_epoch=math.ceil(num_train / batch_size),
-                      validation_data=validation if phase.keep_best else None,
+                epochs = epochs.concatenate(data.epoch(epoch))
+            model.fit(epochs, initial_epoch=first, epochs=phase_end,
+                      steps_per_epoch=data.steps_per_epoch,
+                      validation_data=data.validation if phase.keep_best else None,
                       callbacks=callbacks, verbose=verbose, shuffle=False)
             epochs_run += record.epochs_done
             if nan_stop.stopped_at is not None:
@@ -425,7 +500,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 last = latest_checkpoint(ckpt_dir)
                 where = f"the last good checkpoint is {last[0]}" if last else \
                     "no checkpoint was written before it"
-                suspects = _suspects(epoch_data(epoch, keep_metadata=True), batch)
+                suspects = _suspects(data.epoch(epoch, keep_metadata=True), batch)
                 raise TrainingDiverged(
                     f"the training loss became NaN in epoch {epoch + 1} (phase {phase.name}, "
                     f"batch {batch}, lr {lr_at(epoch):.3g}); training stopped and {where}."
@@ -443,13 +518,14 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
         return {
             "epochs": total_epochs, "epochs_run_now": epochs_run,
             "best_epoch": best["epoch"], "train_parts": list(train_parts),
-            "training_files": len(files), "seconds": round(seconds, 1),
+            "training_files": len(files), "labelled_examples": data.num_train,
+            "auxiliary": data.auxiliary_summary(), "seconds": round(seconds, 1),
             "final_loss": final.get("loss"), "final_train_f1": final.get("f1"),
             "final_train_landmark_error": final.get("landmark_error"),
             "transfer": transfer, "model_config": model_config.to_dict(),
         }
     except tf.errors.DataLossError as error:   # a record damaged after part_files checked it
-        raise corrupt_record_error(examples_dir, files, error) from None
+        raise corrupt_record_error(examples_dir, pool or files, error) from None
     finally:
         keras.config.set_dtype_policy(previous_policy)
 

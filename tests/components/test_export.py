@@ -195,6 +195,39 @@ def test_card_carries_evaluation_metrics(exported, tmp_path):
     assert meta["metrics"]["this_fold"]["mean_f1"] == 0.61
 
 
+def test_auxiliary_heads_are_not_exported(exported, records, tmp_path):
+    """RTATL's heads train only: a model that has them, with the backbone weights of the tiny
+    run's model, exports the same SavedModel (signatures, variables, outputs)."""
+    from components.train.transfer import copy_backbone
+    from jaa_keras import build_jaanet
+    plain = exported["model"]
+    with_heads = build_jaanet(plain.config.replace(auxiliary=("inpainting", "flow")))
+    assert copy_backbone(plain, with_heads) == ["inpainting_decoder", "flow_head"]
+    with_heads.save(tmp_path / "heads.keras")
+    folder = train_artifact(tmp_path / "fold1", tmp_path / "heads.keras")
+    result = run_export(model=folder, output=tmp_path / "jaa_net", dataset="synthetic", log=None,
+                        verify=False)   # the comparison below is the check
+    version = result.outputs["saved_model"].path
+    heads, reference = tf.saved_model.load(str(version)), exported["loaded"]
+    names = lambda loaded: sorted(v.name for v in loaded.variables)  # noqa: E731
+    assert names(heads) == names(reference) and not any("head" in n and "au_head" not in n
+                                                        for n in names(heads))
+    for name in ("serving_default", "examples", "raw_images"):
+        ours, theirs = heads.signatures[name], reference.signatures[name]
+        assert ours.structured_input_signature == theirs.structured_input_signature, name
+        assert ours.structured_outputs == theirs.structured_outputs, name
+    faces = tf.constant(records["faces"])
+    for key, value in heads.signatures["serving_default"](images=faces).items():
+        np.testing.assert_array_equal(
+            value, reference.signatures["serving_default"](images=faces)[key], err_msg=key)
+    examples = tf.constant(records["serialized"])
+    for key, value in heads.signatures["examples"](examples=examples).items():
+        np.testing.assert_array_equal(
+            value, reference.signatures["examples"](examples=examples)[key], err_msg=key)
+    card = (version / "assets.extra" / "model_card.md").read_text()
+    assert "auxiliary tasks (inpainting, flow)" in card and "not in this SavedModel" in card
+
+
 # ------------------------------------------------------------------------------------------------
 # Versions: the publishing logic, with a stand-in executor (the SavedModel itself is tested above).
 
