@@ -33,10 +33,11 @@ EXPECTED_PROBLEM = {"bp4d": {"no_landmarks": "no landmarks", "corrupt_jpeg": "im
 
 
 def _read_all(root, layout):
+    """The coded frames the dataset reader gives (it gives the uncoded ones too, marked)."""
     reader = READERS[layout]
     reader.validate_root(root)
     return {(f.subject, f.task, f.frame): f
-            for unit in reader.list_units(root) for f in reader.read_unit(unit)}
+            for unit in reader.list_units(root) for f in reader.read_unit(unit) if f.coded}
 
 
 @pytest.fixture(scope="module", params=[TINY_BP4D, TINY_DISFA, TINY_RTATL, TINY_SMOOTH_DISFA],
@@ -368,12 +369,16 @@ def test_uncoded_frames_and_unlabelled_tasks_have_images_and_landmarks_but_no_co
             assert frames.tolist() == list(range(first, first + sequence["coded"]))
         else:
             assert not any(p.exists() for p in csv)
-    # The readers read the coded frames only, paired with their landmarks by the image span.
+    # The reader reads every sequence, coded frames paired with their landmarks by the image
+    # span, and the uncoded frames marked as such.
     units = bp4d.list_units(root)
-    assert {(u.subject, u.task) for u in units} == {(q["subject"], q["task"]) for q in labelled}
+    assert {(u.subject, u.task) for u in units} == {(q["subject"], q["task"])
+                                                     for q in labelled + unlabelled}
     frames = [f for u in units for f in bp4d.read_unit(u, decode_images=False)]
-    assert len(frames) == record["frames"]
-    assert {f.landmark_pairing for f in frames} == {"first image"}
+    coded = [f for f in frames if f.coded]
+    assert len(coded) == record["frames"]
+    assert len(frames) - len(coded) == record["uncoded_frames"] + record["unlabelled_frames"]
+    assert {f.landmark_pairing for f in coded} == {"first image"}
 
 
 def test_uncoded_frames_and_unlabelled_tasks_change_no_coded_frame(tmp_path):
