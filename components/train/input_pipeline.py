@@ -237,6 +237,9 @@ def auxiliary_dataset(files, num_aus: int, crop_size: int, *, tasks, aus, patch:
       flow        "flow" (crop/4, crop/4, 2) in crop pixels (transform_flow), "has_flow" 1.0
                   for a record with a flow target, else 0.0 (its zero "flow" then counts for
                   nothing)
+    With both tasks, the faces alternate: even places in the stream serve inpainting (masked,
+    their has_flow 0), odd ones flow (whole, an empty mask). The flow head then sees whole faces
+    (a masked face hides part of the motion it is asked for) at no extra cost.
     """
     files = [os.fspath(f) for f in files]
     counts = record_counts if record_counts is not None else file_record_counts(files)
@@ -258,27 +261,32 @@ def auxiliary_dataset(files, num_aus: int, crop_size: int, *, tasks, aus, patch:
         example = parse_examples(serialized, num_aus, with_flow=True)
         # Seeds (epoch seed, -1 - position): never one of the labelled stream's (>= 0).
         return transform_auxiliary(example, crop_size, tf.stack([epoch_seed, -1 - position]),
-                                   tasks, aus, patch)
+                                   tasks, aus, patch, position)
     ds = ds.take(needed).enumerate().map(_map, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(AUTOTUNE)
     return ds.with_options(WITHOUT_AUTOTUNING)
 
 
-def transform_auxiliary(example: dict, crop_size: int, seed, tasks, aus, patch: float):
-    """One parsed example (with_flow) -> (face for the network, targets): auxiliary_dataset."""
+def transform_auxiliary(example: dict, crop_size: int, seed, tasks, aus, patch: float,
+                        position=0):
+    """One parsed example (with_flow) at `position` in the stream -> (face for the network,
+    targets): auxiliary_dataset."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
     offsets, flip = _placement(crop_size, True, seeds[0])
     image, landmarks, _ = _place_face(example, crop_size, offsets, flip)
+    # 1.0 where this face serves inpainting (with both tasks: every other face).
+    inpainted = tf.cast(tf.equal(position % 2, 0), tf.float32) if len(tasks) == 2 else 1.0
     targets = {}
     if "inpainting" in tasks:
         from jaa_keras.auxiliary import roi_mask
-        mask = roi_mask(landmarks, aus, crop_size, patch, seeds[1])
+        mask = roi_mask(landmarks, aus, crop_size, patch, seeds[1]) * inpainted
         targets.update(inpainting_target=image, inpainting_mask=mask)
         image = image * (1.0 - mask)
     if "flow" in tasks:
+        flow_weight = 1.0 - inpainted if "inpainting" in tasks else 1.0
         targets.update(flow=transform_flow(example["flow"], crop_size, offsets, flip),
-                       has_flow=tf.cast(example["has_flow"], tf.float32))
+                       has_flow=tf.cast(example["has_flow"], tf.float32) * flow_weight)
     return image, targets
 
 

@@ -12,9 +12,10 @@ Layout of the fold folder (the train stage's artifact):
     history.json      one entry per epoch: phase, learning rate, speed, loss parts, f1, landmark
                       error, and in keep_best phases the same on the held-out subjects (val_*)
 
-Auxiliary tasks (RTATL, model_config.auxiliary): each step also takes a batch of the auxiliary
-stream (TrainingData), x = {"images", "auxiliary_images"}, and the objective adds the tasks'
-losses, recorded as their own parts in the history and TensorBoard. label_fraction keeps the
+Auxiliary tasks (RTATL, model_config.auxiliary): in the phases that train the region layers,
+each step also takes a batch of the auxiliary stream (TrainingData), x = {"images",
+"auxiliary_images"}, and the objective adds the tasks' losses, recorded as their own parts in the
+history and TensorBoard. label_fraction keeps the
 codes of a share of the coded frames; the others leave the labelled stream (the epoch is then
 shorter) but stay in the auxiliary pool.
 
@@ -235,8 +236,10 @@ class TrainingData:
                 f"from {self.pool_size} (coded and unlabelled frames of parts "
                 f"{list(train_parts)}, {len(pool) - len(files)} unlabelled file(s))")
 
-    def epoch(self, epoch: int, keep_metadata: bool = False) -> tf.data.Dataset:
-        """The batches of `epoch` (0-based): the same for every run with this seed."""
+    def epoch(self, epoch: int, keep_metadata: bool = False,
+              auxiliary: bool = True) -> tf.data.Dataset:
+        """The batches of `epoch` (0-based): the same for every run with this seed; the
+        labelled ones alone when `auxiliary` is False."""
         config = self.config
         labelled = ip.make_dataset(
             self.files, config.num_aus, config.crop_size, training=True,
@@ -244,7 +247,7 @@ class TrainingData:
             shuffle_buffer=self.shuffle_buffer, subject_split=self.train_split,
             num_examples=self.num_train, record_counts=self.record_counts,
             keep_metadata=keep_metadata, label_fraction=self.label_fraction)
-        if not self.tasks:
+        if not self.tasks or not auxiliary:
             return labelled
         auxiliary = ip.auxiliary_dataset(
             self.pool, config.num_aus, config.crop_size, tasks=self.tasks, aus=config.aus,
@@ -302,8 +305,9 @@ class _EpochRecord(keras.callbacks.Callback):
     """
 
     def __init__(self, *, phase, phase_index, phase_start, lr_at, batch_size, checkpoints, keep,
-                 history, best):
+                 history, best, auxiliary):
         super().__init__()
+        self.auxiliary = auxiliary   # whether the phase trains the auxiliary tasks
         self.phase, self.phase_index, self.phase_start = phase, phase_index, phase_start
         self.lr_at, self.batch_size = lr_at, batch_size
         self.checkpoints, self.keep = checkpoints, keep
@@ -327,10 +331,13 @@ class _EpochRecord(keras.callbacks.Callback):
         speed = {"seconds": round(seconds, 2), "steps": steps,
                  "images_per_s": round(steps * self.batch_size / max(seconds, 1e-9), 2)}
         logs.update(speed)
-        # The held-out faces come without auxiliary ones: Keras would report their auxiliary
-        # losses as 0 (history and TensorBoard, which reads these logs after this callback).
+        # The held-out faces come without auxiliary ones, and so do the batches of a phase that
+        # does not train the tasks: Keras would report those auxiliary losses as 0 (history and
+        # TensorBoard, which reads these logs after this callback).
         for task in self.model.config.auxiliary:
             logs.pop(f"val_{task}", None)
+            if not self.auxiliary:
+                logs.pop(task, None)
         entry = {"epoch": epoch + 1, "phase": self.phase.name,
                  "epoch_in_phase": epoch - self.phase_start + 1,
                  "learning_rate": self.lr_at(epoch), **speed}
@@ -464,6 +471,10 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             first = max(phase_start, start_global)   # the first epoch (0-based) this run trains
             if first >= phase_end:
                 continue
+            # The auxiliary tasks are there to shape the region layers (both heads' gradients
+            # reach them): a phase that freezes those (the paper schedule's alignment and AU
+            # phases) trains without them rather than fit the heads to frozen features.
+            auxiliary = bool(model.config.auxiliary) and "region" in phase.modules
             with strategy.scope():
                 _set_trainable(model, phase.modules)
                 loss = JaaNetLoss(model.config, au_weights, lambda_align=phase.lambda_align)
@@ -480,16 +491,17 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             nan_stop = _StopOnNaN()
             record = _EpochRecord(phase=phase, phase_index=phase_index, phase_start=phase_start,
                                   lr_at=lr_at, batch_size=batch_size, checkpoints=ckpt_dir,
-                                  keep=keep_checkpoints, history=history, best=best)
+                                  keep=keep_checkpoints, history=history, best=best,
+                                  auxiliary=auxiliary)
             callbacks = [nan_stop, keras.callbacks.LearningRateScheduler(lambda e, _: lr_at(e)),
                          record,   # before TensorBoard, which then also shows the speed
                          keras.callbacks.TensorBoard(log_dir, write_graph=False),
                          _AttentionImages(log_dir / "attention", faces)]
             # One fit for the phase, over its epochs' data one after the other: fit's epoch e
             # reads epoch_data(e), exactly the batches a run resumed at e reads.
-            epochs = data.epoch(first)
+            epochs = data.epoch(first, auxiliary=auxiliary)
             for epoch in range(first + 1, phase_end):
-                epochs = epochs.concatenate(data.epoch(epoch))
+                epochs = epochs.concatenate(data.epoch(epoch, auxiliary=auxiliary))
             model.fit(epochs, initial_epoch=first, epochs=phase_end,
                       steps_per_epoch=data.steps_per_epoch,
                       validation_data=data.validation if phase.keep_best else None,
@@ -500,7 +512,8 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                 last = latest_checkpoint(ckpt_dir)
                 where = f"the last good checkpoint is {last[0]}" if last else \
                     "no checkpoint was written before it"
-                suspects = _suspects(data.epoch(epoch, keep_metadata=True), batch)
+                suspects = _suspects(data.epoch(epoch, keep_metadata=True, auxiliary=auxiliary),
+                                     batch)
                 raise TrainingDiverged(
                     f"the training loss became NaN in epoch {epoch + 1} (phase {phase.name}, "
                     f"batch {batch}, lr {lr_at(epoch):.3g}); training stopped and {where}."

@@ -185,9 +185,18 @@ def test_inpainting_masks_au_regions_of_the_face_and_keeps_it_as_the_target(pool
     face = targets["inpainting_target"].numpy()
     assert set(targets) == {"inpainting_target", "inpainting_mask", "flow", "has_flow"}
     assert mask.shape == (17, 64, 64, 1) and set(np.unique(mask)) == {0.0, 1.0}
-    # 1 to 3 AUs, two squares of 17 or 18 pixels a side each (0.28 of 64), overlapping or not.
+    # With both tasks every other face is masked for inpainting and counts for no flow; the
+    # others are whole faces for the flow task.
     masked = mask.sum(axis=(1, 2, 3))
-    assert np.all(masked >= 17 * 17) and np.all(masked <= 6 * 18 * 18)
-    assert len({m.tobytes() for m in mask}) > 1
+    assert np.all(masked[1::2] == 0) and np.all(targets["has_flow"].numpy()[0::2] == 0)
+    assert targets["has_flow"].numpy()[1::2].any()
+    # 1 to 3 AUs, two squares of 17 or 18 pixels a side each (0.28 of 64), overlapping or not.
+    assert np.all(masked[0::2] >= 17 * 17) and np.all(masked[0::2] <= 6 * 18 * 18)
+    assert len({m.tobytes() for m in mask[0::2]}) > 1
     np.testing.assert_array_equal(images, face * (1 - mask))     # masked pixels: 0, grey
     assert face.min() >= -1 and face.max() <= 1
+    # With inpainting alone, every face is masked.
+    alone = ip.auxiliary_dataset(pool, len(AUS), 64, tasks=("inpainting",), aus=AUS,
+                                 patch=0.28, batch_size=17, batches=1, seed=2)
+    _, targets = next(iter(alone))
+    assert np.all(targets["inpainting_mask"].numpy().sum(axis=(1, 2, 3)) >= 17 * 17)

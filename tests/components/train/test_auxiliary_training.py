@@ -268,3 +268,18 @@ def test_the_inpainting_patch_of_the_config_shapes_the_masks(examples):
         return float(np.mean(y["inpainting_mask"]))
     small, large = masked_share(0.1), masked_share(0.4)
     assert 0 < small < large / 4      # squares 4 x wider: 16 x the area where none overlap
+
+
+def test_the_auxiliary_tasks_train_only_in_phases_that_train_the_region_layers(examples,
+                                                                               tmp_path):
+    """The paper schedule freezes the region layers after its first phase; the heads would then
+    fit frozen features. The alignment and AU phases train on the labelled stream alone."""
+    import json
+    params = _params(auxiliary=["inpainting", "flow"], epochs=[1, 1, 1])
+    run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": tmp_path / "m"},
+              parameters=params, log=None)
+    history = json.loads((tmp_path / "m" / "history.json").read_text())
+    assert [entry["phase"] for entry in history] == ["all", "alignment", "au"]
+    assert history[0]["inpainting"] > 0 and history[0]["flow"] > 0
+    for entry in history[1:]:
+        assert "inpainting" not in entry and "flow" not in entry and np.isfinite(entry["loss"])
