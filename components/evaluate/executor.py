@@ -19,6 +19,7 @@ import numpy as np
 from components.base import UserError, write_json_atomic
 from components.evaluate import report
 from components.evaluate.component import FOLDS
+from components.evaluate.figures import to_uint8
 from components.evaluate.model_io import check_au_set, data_aus, load_model, model_path
 from pipeline.manifest import corrupt_record_error
 from schemas.face import au_name
@@ -47,7 +48,9 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
     entries, figures, csv_files = {}, [], []
     for k, model_artifact in folds.items():
         t0 = time.perf_counter()
-        entry, samples, rows = evaluate_fold(k, model_artifact, examples.path, aus, parameters)
+        entry, samples, rows, auxiliary = evaluate_fold(k, model_artifact, examples.path, aus,
+                                                        parameters, out_dir)
+        figures += auxiliary
         if samples is not None:
             names = [au_name(a) for a in aus]
             from components.evaluate.figures import attention_figure
@@ -84,8 +87,9 @@ def run_executor(inputs: dict, outputs: dict, parameters: dict) -> dict:
             "landmark_failure_rate": mean["landmark_failure_rate"]}
 
 
-def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
-    """One fold: (metrics entry, figure samples or None, prediction rows or None)."""
+def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters, out_dir):
+    """One fold: (metrics entry, figure samples or None, prediction rows or None, the figures
+    of the model's auxiliary tasks written to `out_dir`)."""
     import tensorflow as tf
 
     import keras
@@ -141,7 +145,8 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
         frames=len(labels), labelled=(labels != -1).sum(0), positives=(labels == 1).sum(0),
         extra={"model": str(model_path(model_dir)), "test_part": fold,
                "trained_on_dataset": model_artifact.record().get("identity", {}).get("dataset"),
-               "crop_size": crop})
+               "crop_size": crop, "auxiliary": list(model.config.auxiliary),
+               "label_fraction": model_artifact.parameters.get("label_fraction", 1.0)})
 
     rows = None
     if parameters["predictions_csv"]:
@@ -149,7 +154,10 @@ def evaluate_fold(fold: int, model_artifact, examples_dir, aus, parameters):
         rows = {"meta": meta, "probabilities": probabilities,
                 "present": (probabilities >= parameters["threshold"]).astype(np.int64),
                 "landmarks": aligned, "errors": errors}
-    return entry, picker.samples(), rows
+    from components.evaluate.auxiliary import auxiliary_figures
+    auxiliary = auxiliary_figures(model, files, out_dir, fold, parameters["figure_samples"],
+                                  f"{parameters['dataset']} fold {fold}")
+    return entry, picker.samples(), rows, auxiliary
 
 
 def _batches(dataset, examples_dir, files):
@@ -184,7 +192,7 @@ class _SamplePicker:
             return
         for i, subject in enumerate(subjects):
             score = int((labels[i] == 1).sum())
-            keep = lambda: (score, captions[i], _to_uint8(images[i]),  # noqa: E731
+            keep = lambda: (score, captions[i], to_uint8(images[i]),  # noqa: E731
                             output["attention_initial"][i], output["attention"][i],
                             output["landmarks"][i], true_landmarks[i])
             best = self.by_subject.get(subject)
@@ -207,11 +215,6 @@ class _SamplePicker:
         _, captions, faces, initial, refined, predicted, true = zip(*chosen)
         return {"captions": list(captions), "faces": np.stack(faces), "initial": np.stack(initial),
                 "refined": np.stack(refined), "predicted": np.stack(predicted), "true": np.stack(true)}
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """A [-1, 1] crop back to uint8 for display."""
-    return np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def _write_predictions(path: Path, aus, rows: dict) -> None:

@@ -84,6 +84,11 @@ def _bare(ax) -> None:
         spine.set_visible(False)
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Crops in [-1, 1] (as the network sees them) back to uint8 for display."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
 def inpainting_figure(path: str | Path, masked: np.ndarray, inpainted: np.ndarray,
                       true: np.ndarray, *, captions: list[str] | None = None,
                       title: str | None = None, dpi: int = 100) -> Path:

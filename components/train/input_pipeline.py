@@ -187,7 +187,8 @@ def make_dataset(files, num_aus: int, crop_size: int, *, training: bool, batch_s
         ds = shuffled_records(files, counts, seed, epoch, shuffle_buffer)
     else:
         ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-            _records, cycle_length=min(4, max(1, len(files))), num_parallel_calls=AUTOTUNE,
+            record_dataset, cycle_length=min(4, max(1, len(files))),
+            num_parallel_calls=AUTOTUNE,
             deterministic=True)
     if subject_split is not None:
         ds = ds.filter(_subject_filter(*subject_split))
@@ -269,11 +270,11 @@ def auxiliary_dataset(files, num_aus: int, crop_size: int, *, tasks, aus, patch:
 
 
 def transform_auxiliary(example: dict, crop_size: int, seed, tasks, aus, patch: float,
-                        position=0):
+                        position=0, training: bool = True):
     """One parsed example (with_flow) at `position` in the stream -> (face for the network,
-    targets): auxiliary_dataset."""
+    targets): auxiliary_dataset; `training` False: the centre crop (the evaluation's figures)."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    offsets, flip = _placement(crop_size, True, seeds[0])
+    offsets, flip = _placement(crop_size, training, seeds[0])
     image, landmarks, _ = _place_face(example, crop_size, offsets, flip)
     # 1.0 where this face serves inpainting (with both tasks: every other face).
     inpainted = tf.cast(tf.equal(position % 2, 0), tf.float32) if len(tasks) == 2 else 1.0
@@ -327,7 +328,8 @@ def shuffled_records(files, record_counts, seed: int, epoch: int, window: int,
     def read_window(w):
         # Arrival order does not matter (the window is sorted below): read files in parallel.
         numbered = numbered_files.interleave(
-            lambda file, start: _records(file).enumerate(start), cycle_length=min(8, len(files)),
+            lambda file, start: record_dataset(file).enumerate(start),
+            cycle_length=min(8, len(files)),
             num_parallel_calls=AUTOTUNE, deterministic=False)
         mine = numbered.map(lambda i, record: (tf.gather(place, i), record)).filter(
             lambda where, _: where // window == w)
@@ -350,7 +352,7 @@ def file_record_counts(files, examples_dir=None) -> list[int]:
     counts = []
     for f in map(os.fspath, files):
         known = listed.get(os.path.normpath(f))
-        counts.append(known if known is not None else _count(_records(tf.constant(f))))
+        counts.append(known if known is not None else _count(record_dataset(tf.constant(f))))
     return counts
 
 
@@ -394,7 +396,8 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
-def _records(file):
+def record_dataset(file):
+    """The serialized records of one TFRecord file (GZIP or plain, by its name)."""
     return tf.data.TFRecordDataset(file, compression_type=_compression(file))
 
 

@@ -228,3 +228,31 @@ def test_model_of_another_fold(setup, tmp_path):
         run_evaluate(examples=setup["examples"], models={1: setup["models"][2]},
                      output=tmp_path / "eval", dataset="synthetic", log=None)
     assert str(setup["models"][2]) in str(error.value)
+
+
+def test_a_model_with_auxiliary_heads_gets_their_figures_and_says_how_it_trained(setup,
+                                                                                 tmp_path):
+    """Report: how each fold's model was trained (auxiliary tasks); figures of the masked,
+    inpainted and true faces and of the target and predicted flow for a model with heads."""
+    import jaa_keras
+    from matplotlib.image import imread
+    from tests._tiny_records import write_tiny_dataset
+    from tests.conftest import TINY_NETWORK
+    assert "trained without auxiliary tasks" in (setup["out"] / "report.md").read_text()
+    examples = write_tiny_dataset(tmp_path / "examples", per_part=6, flow=True)
+    model = jaa_keras.build_jaanet("bp4d", **TINY_NETWORK, auxiliary=("inpainting", "flow"))
+    model.save(tmp_path / "heads.keras")
+    folder = train_artifact(tmp_path / "fold1", tmp_path / "heads.keras", 1)
+    out = tmp_path / "eval"
+    run_evaluate(examples=examples, models={1: folder}, output=out, dataset="synthetic",
+                 batch_size=5, figure_samples=3, log=None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["folds"]["1"]["auxiliary"] == ["inpainting", "flow"]
+    assert {"inpainting_fold1.png", "flow_fold1.png"} <= set(metrics["figures"])
+    for name in ("inpainting_fold1.png", "flow_fold1.png"):
+        image = imread(out / name)
+        assert image.shape[0] > 300 and image.std() > 0.05, name   # three rows of faces
+    text = (out / "report.md").read_text()
+    assert "trained with the auxiliary tasks inpainting and flow" in text
+    assert "![RoI inpainting](inpainting_fold1.png)" in text
+    assert "![optical flow](flow_fold1.png)" in text
