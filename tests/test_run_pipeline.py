@@ -35,6 +35,8 @@ PREPROCESSING = {
     "--synthetic_tasks": ("2", _synthetic("tasks", 2)),
     "--synthetic_frames": ("4", _synthetic("frames", 4)),
     "--synthetic_seed": ("1", _synthetic("seed", 1)),
+    "--synthetic_uncoded_frames": ("1", _synthetic("uncoded_frames", 1)),
+    "--flow_offset": ("3", lambda record, folder: record["parameters"]["flow_offset"] == 3),
 }
 PREPROCESSING_ARGS = [part for flag, (value, _) in PREPROCESSING.items() for part in (flag, value)]
 TINY = ["--width_unit", "1", "--crop_size", "32", "--hidden_units", "16", "--batch_size", "8",
