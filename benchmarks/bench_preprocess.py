@@ -7,7 +7,8 @@
    frames (288 x 288) and on the same frames scaled to BP4D's 1040 x 1392 (the warp reads more
    memory there). Target: >= 150 frames/s per core.
 2. the flow step alone, one thread: for a pair of aligned faces stored as JPEG (t and t + k),
-   both decoded to grey, OpenCV's DIS flow (MEDIUM) between them and the area-average to 50 x 50
+   both decoded to grey, t + k registered onto t by the stable points, OpenCV's DIS flow (MEDIUM)
+   between them and the area-average to 50 x 50
    (pipeline/flow.py): flow targets per second, i.e. frames/s of the step.
 3. the whole job (read + decode + align + encode + flow + write + tally) on the in-process runner
    with one worker, from synthetic raw folders in BP4D's layout: the rate, and from two sizes the
@@ -30,7 +31,7 @@ import numpy as np
 
 from pipeline import job
 from pipeline.align import AlignmentError, align_face
-from pipeline.flow import DIS_PRESET, flow_target, grey_face
+from pipeline.flow import DIS_PRESET, flow_target, grey_face, registered
 from pipeline.sources import bp4d
 from pipeline.synthetic import SyntheticSpec, ensure
 from schemas.example import encode_example
@@ -110,16 +111,17 @@ def bench_flow(frames, offset=2, repeats=3):
     as JPEG (q95), paired t -> t + offset in their order."""
     faces = []
     for f in frames:
-        face = align_face(f.image, f.landmarks).image
-        faces.append(cv2.imencode(".jpg", cv2.cvtColor(face, cv2.COLOR_RGB2BGR),
-                                  [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        face = align_face(f.image, f.landmarks)
+        faces.append((cv2.imencode(".jpg", cv2.cvtColor(face.image, cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), face.landmarks))
     pairs = list(zip(faces, faces[offset:]))
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        for jpeg_from, jpeg_to in pairs:
-            flow_target(grey_face(jpeg_from), grey_face(jpeg_to), dis)
+        for (jpeg_from, landmarks_from), (jpeg_to, landmarks_to) in pairs:
+            later = registered(grey_face(jpeg_to), landmarks_to, landmarks_from)
+            flow_target(grey_face(jpeg_from), later, dis)
         rates.append(len(pairs) / (time.perf_counter() - t0))
     return statistics.median(rates)
 
