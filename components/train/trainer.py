@@ -273,10 +273,15 @@ def _strategy(log):
     return tf.distribute.get_strategy()
 
 
-def _set_trainable(model, modules):
+def _set_trainable(model, modules, auxiliary: bool):
+    """The phase's modules trainable, the others frozen; the auxiliary heads train only in a
+    phase that trains the auxiliary tasks (elsewhere they would be variables without gradients)."""
     for name in ("region", "alignment", "global", "attention", "au_head"):
         for layer in model.module_layers(name):
             layer.trainable = name in modules
+    for head in (model.inpainting_decoder, model.flow_head):
+        if head is not None:
+            head.trainable = auxiliary
 
 
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
@@ -476,7 +481,7 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
             # phases) trains without them rather than fit the heads to frozen features.
             auxiliary = bool(model.config.auxiliary) and "region" in phase.modules
             with strategy.scope():
-                _set_trainable(model, phase.modules)
+                _set_trainable(model, phase.modules, auxiliary)
                 loss = JaaNetLoss(model.config, au_weights, lambda_align=phase.lambda_align)
                 model.compile(optimizer=optimizer_for(phase, momentum, weight_decay),
                               objective=loss)
