@@ -100,7 +100,7 @@ def train_and_score(args, examples: Path, root: Path, condition: str, fraction: 
 
 def markdown(runs: list[dict], args) -> str:
     fractions = sorted({r["label_fraction"] for r in runs})
-    lines = [f"Held-out average F1 (fold 1, part 1), mean +- std over seeds "
+    lines = [f"Held-out average F1 (fold 1, part 1), mean +- sample std over seeds "
              f"{', '.join(map(str, args.seeds))}; synthetic BP4D ({args.subjects} subjects x "
              f"{args.tasks} tasks x {args.frames} coded + {args.uncoded_frames} uncoded frames, "
              f"{args.unlabelled_tasks} unlabelled sequence(s) per subject), synthetic preset"
@@ -115,8 +115,8 @@ def markdown(runs: list[dict], args) -> str:
         cells = []
         for fraction in fractions:
             f1 = [r["mean_f1"] for r in mine if r["label_fraction"] == fraction]
-            cells.append(f"{statistics.mean(f1):.3f} +- {statistics.pstdev(f1):.3f} (n={len(f1)})"
-                         if f1 else "-")
+            spread = statistics.stdev(f1) if len(f1) > 1 else 0.0   # sample standard deviation
+            cells.append(f"{statistics.mean(f1):.3f} +- {spread:.3f} (n={len(f1)})" if f1 else "-")
         seconds = statistics.median(r["train_seconds"] for r in mine)
         lines.append(f"| {condition} | " + " | ".join(cells) + f" | {seconds:.0f} |")
     return "\n".join(lines) + "\n"
