@@ -21,10 +21,10 @@ Output (`output_dir`):
     manifest.json   subjects per part, counts, every file written (stats.json included) with its
                     size, sha256 and record count; readers take the part files from this list
                     (pipeline.manifest.listed_files, listed_unlabelled_files)
-Every record of a sequence whose frame t + flow_offset was also aligned carries the optical flow
-to it (pipeline.flow, docs/data.md), coded and uncoded frames alike.
     _COMPLETE.json  written last (components.base format): parameters, input fingerprint,
                     versions, counts, timings. A folder without it is incomplete.
+Every record of a sequence whose frame t + flow_offset was also aligned carries the optical flow
+to it (pipeline.flow, docs/data.md), coded and uncoded frames alike.
 
 The output folder is prepared, cached and recorded by the stage framework (components.base), as
 for every stage: the pipeline's preprocess stage and `python -m pipeline.job` are one path.
