@@ -138,6 +138,20 @@ def _au_table(names: list[str], methods: list[tuple[str, dict]]) -> list[str]:
     return _table(header, rows)
 
 
+# The report's figure sections: (file name prefix, heading, what a row shows, alt text).
+FIGURE_SECTIONS = (
+    ("attention", "Attention maps (like the paper's Fig. 4)",
+     "Per sample face: the predefined (initial) attention maps from the predicted landmarks, then "
+     "the refined maps, one column per AU.", "attention maps"),
+    ("inpainting", "RoI inpainting (auxiliary task)",
+     "Per sample face: AU-centred squares masked, the network's recovery of them, the true face.",
+     "RoI inpainting"),
+    ("flow", "Single-image optical flow (auxiliary task)",
+     "Per sample face: the target flow to a later frame (arrows), then target and prediction in "
+     "the colour-wheel coding (hue: direction, saturation: length).", "optical flow"),
+)
+
+
 def _training_data(entry: dict) -> str:
     """How a fold's model was trained, as far as the auxiliary tasks go (docs/auxiliary-tasks.md)."""
     tasks = entry.get("auxiliary") or []
@@ -189,25 +203,11 @@ def render_report(metrics: dict, figures: list[str] | None = None,
     for k, e in folds.items():
         out.append(f"- fold {k}: `{e['model']}` tested on part {e['test_part']} ({e['frames']} "
                    f"frames); {_training_data(e)}")
-    figures = figures or []
-    attention = [f for f in figures if f.startswith("attention")]
-    if attention:
-        out += ["", "## Attention maps (like the paper's Fig. 4)", "",
-                "Per sample face: the predefined (initial) attention maps from the predicted landmarks, "
-                "then the refined maps, one column per AU.", ""]
-        out += [f"![attention maps]({f})" for f in attention]
-    inpainting = [f for f in figures if f.startswith("inpainting")]
-    if inpainting:
-        out += ["", "## RoI inpainting (auxiliary task)", "",
-                "Per sample face: AU-centred squares masked, the network's recovery of them, the "
-                "true face.", ""]
-        out += [f"![RoI inpainting]({f})" for f in inpainting]
-    flow = [f for f in figures if f.startswith("flow")]
-    if flow:
-        out += ["", "## Single-image optical flow (auxiliary task)", "",
-                "Per sample face: the target flow to a later frame (arrows), then target and "
-                "prediction in the colour-wheel coding (hue: direction, saturation: length).", ""]
-        out += [f"![optical flow]({f})" for f in flow]
+    for prefix, heading, text, alt in FIGURE_SECTIONS:
+        mine = [f for f in figures or [] if f.startswith(prefix)]
+        if mine:
+            out += ["", f"## {heading}", "", text, ""]
+            out += [f"![{alt}]({f})" for f in mine]
     if predictions:
         out += ["", "## Per-frame predictions", ""]
         out += [f"- `{p}`" for p in predictions]
