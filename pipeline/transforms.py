@@ -282,6 +282,13 @@ class _JpegFn(beam.DoFn):
                           face.inter_ocular, face.coded)
 
 
+def _guarded(pcoll, label: str, dofn, as_rejection=Rejection.of_failure):
+    """`dofn` over `pcoll` under Beam's exception handling: (its outputs, a Rejection for each
+    element whose step raised)."""
+    done, failed = pcoll | label >> beam.ParDo(dofn).with_exception_handling()
+    return done, failed | f"{label}Rejected" >> beam.Map(as_rejection)
+
+
 class EncodeFaces(beam.PTransform):
     """AlignedFrame -> {"faces": EncodedFace (JPEG at `jpeg_quality`), "rejected": Rejection}."""
 
@@ -290,10 +297,8 @@ class EncodeFaces(beam.PTransform):
         self._quality = jpeg_quality
 
     def expand(self, faces):
-        encoded, failed = faces | "Jpeg" >> (beam.ParDo(_JpegFn(self._quality))
-                                             .with_exception_handling())
-        return {"faces": encoded,
-                "rejected": failed | "AsRejection" >> beam.Map(Rejection.of_failure)}
+        encoded, rejected = _guarded(faces, "Jpeg", _JpegFn(self._quality))
+        return {"faces": encoded, "rejected": rejected}
 
 
 _OWN, _PARTNER = "own", "partner"
@@ -367,10 +372,8 @@ class FlowTargets(beam.PTransform):
                  | "KeyByChunk" >> beam.FlatMap(_chunk_keys, self._offset, self._chunk)
                  | "GroupChunks" >> beam.GroupByKey()
                  | "PairPartners" >> beam.FlatMap(_pairs, self._offset))
-        flows, failed = pairs | "ComputeFlow" >> (beam.ParDo(_FlowFn())
-                                                  .with_exception_handling())
-        return {"faces": flows,
-                "rejected": failed | "AsRejection" >> beam.Map(_pair_failure)}
+        flows, rejected = _guarded(pairs, "ComputeFlow", _FlowFn(), _pair_failure)
+        return {"faces": flows, "rejected": rejected}
 
 
 class _SerializeFn(beam.DoFn):
@@ -412,10 +415,8 @@ class SerializeExamples(beam.PTransform):
         self._dataset = dataset
 
     def expand(self, faces):
-        examples, failed = faces | "Serialize" >> (beam.ParDo(_SerializeFn(self._dataset))
-                                                   .with_exception_handling())
-        return {"examples": examples,
-                "rejected": failed | "AsRejection" >> beam.Map(Rejection.of_failure)}
+        examples, rejected = _guarded(faces, "Serialize", _SerializeFn(self._dataset))
+        return {"examples": examples, "rejected": rejected}
 
 
 class EncodeExamples(beam.PTransform):
