@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_analyze            # 150 frames, BP4D paper preset
     python -m benchmarks.bench_analyze --quick    # 30 frames, tiny network: checks the script runs
+    python -m benchmarks.bench_analyze --precision float32   # (default: auto, as the command)
 
 The video is scikit-image's astronaut photo moving and zooming over a grey 640 x 480 frame, written
 as MJPEG AVI. Two measurements:
@@ -15,13 +16,14 @@ Target (issue 12): >= 8 frames/s end to end with one face on 2 cores.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.analyze import PRECISIONS, model_precision
 
 
 def write_video(path: Path, frames: int) -> None:
@@ -51,7 +53,7 @@ def timed(method, totals: dict, name: str):
     return call
 
 
-def split(video: Path, model_file: Path, batch: int) -> dict:
+def split(video: Path, model_file: Path, batch: int, precision: str) -> dict:
     from pipeline.align import align_face
     from pipeline.analyze import ModelInfo, load_serving_function, video_frames
     from pipeline.tracking import FaceTracker
@@ -74,7 +76,7 @@ def split(video: Path, model_file: Path, batch: int) -> dict:
         totals["align"] = totals.get("align", 0.0) + time.perf_counter() - start
         start = time.perf_counter()
 
-    serve = load_serving_function(ModelInfo(str(model_file), "keras", (), 0.5))
+    serve = load_serving_function(ModelInfo(str(model_file), "keras", (), 0.5), precision)
     faces = np.stack(faces)
     serve(faces[:batch])   # warm-up: tracing
     start = time.perf_counter()
@@ -87,13 +89,14 @@ def split(video: Path, model_file: Path, batch: int) -> dict:
             "frames_per_s_sequential": round(1000 / sum(per_frame_ms.values()), 2)}
 
 
-def end_to_end(video: Path, model_file: Path, out: Path) -> dict:
+def end_to_end(video: Path, model_file: Path, out: Path, precision: str) -> dict:
     import subprocess
 
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "pipeline.analyze", "--input", str(video),
                           "--model", str(model_file), "--output_dir", str(out),
-                          "--runner=DirectRunner"], capture_output=True, text=True,
+                          "--precision", precision, "--runner=DirectRunner"],
+                         capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     wall = time.perf_counter() - start
     if run.returncode:
@@ -108,10 +111,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="30 frames, tiny network")
     parser.add_argument("--frames", type=int, default=None)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     args = parser.parse_args(argv)
     frames = args.frames or (30 if args.quick else 150)
 
     import jaa_keras
+    from benchmarks.bench_network import machine
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -119,11 +124,11 @@ def main(argv=None) -> dict:
         write_video(video, frames)
         overrides = dict(width_unit=1, hidden_units=32) if args.quick else {}
         jaa_keras.build_jaanet("bp4d", **overrides).save(model_file)
-        result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                              "load_average": os.getloadavg()},
+        result = {"machine": machine(), "load_average": os.getloadavg(),
+                  "precision": model_precision(args.precision),
                   "model": "tiny (--quick)" if args.quick else "BP4D paper preset",
-                  "split": split(video, model_file, args.batch_size),
-                  "end_to_end": end_to_end(video, model_file, folder / "out")}
+                  "split": split(video, model_file, args.batch_size, args.precision),
+                  "end_to_end": end_to_end(video, model_file, folder / "out", args.precision)}
     print(json.dumps(result, indent=2))
     return result
 

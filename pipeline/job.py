@@ -82,7 +82,9 @@ WORK_DIR = "_work"
 _IN_PROCESS_RUNNERS = {"directrunner", "direct", "switchingdirectrunner", "fnapirunner"}
 # An AU without a positive frame in a training split counts half an occurrence (see au_weights).
 ZERO_RATE_POSITIVES = 0.5
-_LOG = logging.getLogger(__name__)
+# Named after the module also under `python -m`, where __name__ is "__main__" and its level
+# would not be the one components.startup.configure_logging sets.
+_LOG = logging.getLogger(__spec__.name if __spec__ else __name__)
 
 
 class JobIntegrityError(RuntimeError):

@@ -13,11 +13,14 @@ import pytest
 import tensorflow as tf
 from skimage import data
 
+import jaa_keras
+
 from components.export.signatures import align_in_graph
 from pipeline import analyze
 from pipeline.align import align_face, transform_points
 from schemas.face import au_names
 from tests._tiny_records import mean_face
+from tests.conftest import TINY_NETWORK
 from tests.pipeline.test_tracking import _moving_video
 
 AUS = au_names("bp4d")
@@ -79,7 +82,7 @@ def test_analyze_photos_and_a_video(exported, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "pipeline.analyze", "--input", str(photos), str(clip),
          "--model", str(exported["root"] / "serving"), "--output_dir", str(out),
-         "--redetect_every", "5", "--runner=DirectRunner"],
+         "--redetect_every", "5", "--precision", "float32", "--runner=DirectRunner"],
         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
@@ -111,6 +114,42 @@ def test_analyze_photos_and_a_video(exported, tmp_path):
     assert {r["face_id"] for r in frames if r["success"] == "1"} == {"0"}
     assert [r["success"] for r in frames][-1] == "0"
     assert (out / "a clip (1).png").stat().st_size > 0 and not (out / "astronaut.png").exists()
+
+
+def test_bfloat16_precision_stays_close_to_float32(tmp_path):
+    """--precision bfloat16 (the default on CPUs with bfloat16 arithmetic) reaches the model: it
+    says so, and the probabilities stay near float32's; where the CPU computes in bfloat16 they
+    also differ from them, so the rewrite really ran. (Keras' initialisation: a tiny network's
+    Caffe-initialised logits are so near 0 that both precisions give exactly 0.5.)"""
+    model_file = tmp_path / "tiny.keras"
+    jaa_keras.build_jaanet("bp4d", **TINY_NETWORK, initialization="keras").save(model_file)
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    probabilities = {}
+    for precision in ("float32", "bfloat16"):
+        run = subprocess.run(
+            [sys.executable, "-m", "pipeline.analyze", "--input", str(image), "--model",
+             str(model_file), "--output_dir", str(tmp_path / precision), "--precision", precision],
+            cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"the model runs in {precision}" in run.stderr
+        row = _rows(tmp_path / precision / "astronaut.csv")[0]
+        probabilities[precision] = np.array([float(row[f"{au}_p"]) for au in AUS])
+    difference = np.abs(probabilities["bfloat16"] - probabilities["float32"])
+    assert difference.max() < 0.05
+    if analyze.cpu_computes_bfloat16():   # (the CSV holds 4 decimals)
+        assert np.count_nonzero(difference) >= len(AUS) // 2
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    """auto: bfloat16 only where the CPU computes in it (and no GPU), else float32."""
+    for has_bfloat16, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(analyze, "cpu_computes_bfloat16", lambda: has_bfloat16)
+        assert analyze.model_precision("auto") == (expected if not tf.config.list_physical_devices(
+            "GPU") else "float32")
+    assert analyze.model_precision("float32") == "float32"
+    with pytest.raises(analyze.UserError, match="--precision half"):
+        analyze.model_precision("half")
 
 
 def test_bad_input_gives_one_clear_error(tmp_path, capsys):
