@@ -19,6 +19,9 @@ inputs over workers. Beam's own flags pass through.
 (serving/jaa_net, or a folder holding serving/jaa_net: the newest complete version is taken), a
 .keras file, or a trained fold folder holding model.keras.
 
+--precision: the model's arithmetic; auto (the default) is bfloat16 on CPUs with bfloat16
+arithmetic (Intel AMX, AVX512-BF16), about 3x faster there, and float32 elsewhere.
+
 Output OUT/<input name>.csv in OpenFace's conventions, one row per face and frame:
   frame (1-based), face_id, timestamp (s), confidence (the face detector's score), success,
   x_0..x_48, y_0..y_48     the tracker's 49 landmarks the face was aligned with (raw-frame pixels)
@@ -237,8 +240,9 @@ def cpu_computes_bfloat16() -> bool:
 
 def model_precision(requested: str) -> str:
     """The precision the model runs in: `requested`, or for "auto" bfloat16 on a CPU-only
-    machine whose CPU computes in bfloat16 and float32 elsewhere (a CPU without it would emulate
-    bfloat16, slower than float32; GPUs are left to float32)."""
+    machine whose CPU computes in bfloat16, float32 elsewhere: a CPU without bfloat16 arithmetic
+    converts, which is slower than float32 (a bfloat16 training step took 1.8x float32's on an
+    AMD EPYC, BENCHMARKS.md), and GPUs are left to float32."""
     if requested not in PRECISIONS:
         raise UserError(f"--precision {requested}: choose one of {', '.join(PRECISIONS)}")
     if requested != "auto":
