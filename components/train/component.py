@@ -73,7 +73,8 @@ TRAIN = StageSpec(
                        "(picked by a hash of seed, subject, task and frame); the others leave "
                        "the labelled stream (with --auxiliary they still serve its tasks)"),
         Parameter("mixed_precision", bool, False, flag=True,
-                  help="float16 (GPU) / bfloat16 (CPU) compute, float32 heads"),
+                  help="float16 (GPU) / bfloat16 (CPU, where it is slower than float32) "
+                       "compute, float32 heads"),
         Parameter("keep_checkpoints", int, 2, cache=False, rule=POSITIVE),
         Parameter("verbose", int, 2, cache=False, choices=(0, 1, 2), flag=True,
                   help="Keras progress: 0 none, 1 bar, 2 one line per epoch (a terminal: 1)"),

@@ -437,6 +437,12 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
     if mixed_precision:
         gpu = bool(tf.config.list_logical_devices("GPU"))
         keras.config.set_dtype_policy("mixed_float16" if gpu else "mixed_bfloat16")
+        if not gpu:
+            _LOG.warning("--mixed_precision without a GPU computes in bfloat16, which is slower "
+                         "than float32 on a CPU: the default run's steps took 1.3x as long on an "
+                         "Intel Xeon with AMX and 1.8x on an AMD EPYC (BENCHMARKS.md), since the "
+                         "grouped convolutions have no bfloat16 gradient there and run in float32 "
+                         "between casts. It is meant for GPUs (float16).")
     try:
         keras.utils.set_random_seed(seed)  # initial weights; data randomness is stateless
         strategy = _strategy(log)
