@@ -254,7 +254,7 @@ def model_precision(requested: str) -> str:
     return "bfloat16"
 
 
-def load_serving_function(info: ModelInfo, precision: str = "float32"):
+def load_serving_function(info: ModelInfo, precision: str):
     """images uint8 (B, 200, 200, 3) -> {au_probability, au_present, landmarks}, numpy.
 
     precision "bfloat16" turns on oneDNN's bfloat16 graph rewrite for the whole process: every
@@ -281,7 +281,7 @@ def load_serving_function(info: ModelInfo, precision: str = "float32"):
     return lambda images: {k: v.numpy() for k, v in call(tf.constant(images)).items()}
 
 
-def model_handler(info: ModelInfo, max_batch_size: int, precision: str = "float32"):
+def model_handler(info: ModelInfo, max_batch_size: int, precision: str):
     """Beam's TensorFlow model handler, loading our model (Keras 3 cannot load a SavedModel with
     tf.keras.models.load_model, which the stock handler calls) and calling its serving function."""
     from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
@@ -525,7 +525,7 @@ def plot_probabilities(faces: list[dict], aus, title: str) -> bytes:
 
 
 def build_pipeline(pipeline, units, info: ModelInfo, output_dir: str, *, upsample: int,
-                   redetect_every: int, batch_size: int, precision: str = "float32"):
+                   redetect_every: int, batch_size: int, precision: str):
     """units -> summaries (a PCollection of dicts, one per unit)."""
     tracked = (pipeline
                | "Inputs" >> beam.Create(units)
@@ -621,9 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest batch of faces per model call (Beam batches up to it)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="the model's arithmetic: auto is bfloat16 on CPUs that compute in "
-                             "it (Intel AMX, AVX512-BF16; about 3x faster, probabilities within "
-                             "about 0.003 of float32) and float32 elsewhere; on a worker, its "
-                             "own CPU decides")
+                             "it (Intel AMX, AVX512-BF16; about 3x faster, probabilities 0.003 "
+                             "from float32's on average) and float32 elsewhere; on a worker, "
+                             "its own CPU decides")
     return parser
 
 
