@@ -102,21 +102,27 @@ def train(args, examples: Path, root: Path) -> Path:
     return folder
 
 
+def held_out_scores(model, examples: Path) -> dict:
+    """The model's scores on fold 1's held-out part 1 (centre crops), in the model's precision."""
+    from components.train import input_pipeline as ip
+    from components.train.trainer import evaluate_model
+    test = ip.make_dataset(ip.part_files(examples, [1]), model.config.num_aus,
+                           model.config.crop_size, training=False, batch_size=32)
+    return evaluate_model(model, test)
+
+
 def score_epochs(examples: Path, folder: Path) -> list[dict]:
     """Every epoch's checkpoint scored on the held-out part 1; merged with its history entry."""
     from components.base import read_json
-    from components.train import input_pipeline as ip
-    from components.train.trainer import evaluate_model, load_checkpoint_weights
+    from components.train.trainer import load_checkpoint_weights
     from jaa_keras import JaaNetConfig, build_jaanet
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
     config = JaaNetConfig.from_dict(summary["model_config"])
     model = build_jaanet(config)
-    test = ip.make_dataset(ip.part_files(examples, [1]), config.num_aus, config.crop_size,
-                           training=False, batch_size=32)
     rows = []
     for entry in read_json(folder / "history.json", "training history"):
         load_checkpoint_weights(model, folder / "checkpoints" / f"epoch-{entry['epoch']:03d}")
-        scores = evaluate_model(model, test)
+        scores = held_out_scores(model, examples)
         rows.append({"epoch": entry["epoch"], "phase": entry["phase"],
                      "learning_rate": entry["learning_rate"],
                      "train_images_per_s": entry["images_per_s"], "mean_f1": scores["mean_f1"],

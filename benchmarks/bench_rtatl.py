@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_learning import _cpu
+from benchmarks.bench_learning import _cpu, held_out_scores
 
 CONDITIONS = {"none": [], "inpainting": ["inpainting"], "flow": ["flow"],
               "both": ["inpainting", "flow"]}
@@ -75,9 +75,7 @@ def train_and_score(args, examples: Path, root: Path, condition: str, fraction: 
                     seed: int) -> dict:
     from components.base import read_json, run_stage
     from components.evaluate.model_io import load_model
-    from components.train import input_pipeline as ip
     from components.train.component import TRAIN
-    from components.train.trainer import evaluate_model
     folder = root / "models" / f"{condition}-labels{fraction:g}-seed{seed}"
     parameters = {"dataset": "synthetic", "fold": 1, "seed": seed, "verbose": 0,
                   "auxiliary": CONDITIONS[condition], "label_fraction": fraction}
@@ -87,10 +85,7 @@ def train_and_score(args, examples: Path, root: Path, condition: str, fraction: 
     started = time.perf_counter()
     result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": folder},
                        parameters=parameters)
-    model = load_model(folder)
-    test = ip.make_dataset(ip.part_files(examples, [1]), model.config.num_aus,
-                           model.config.crop_size, training=False, batch_size=32)
-    scores = evaluate_model(model, test)
+    scores = held_out_scores(load_model(folder), examples)
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
     return {"condition": condition, "label_fraction": fraction, "seed": seed,
             "mean_f1": scores["mean_f1"], "landmark_mean_error": scores["landmark_mean_error"],
