@@ -24,20 +24,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import subprocess
 from pathlib import Path
 
+from benchmarks.common import cpu_summary, held_out_scores, number_list, write_table
 from pipeline.synthetic import SyntheticSpec
-
-
-def _int_list(text: str) -> list[int]:
-    return [int(v) for v in text.split(",")]
-
-
-def _float_list(text: str) -> list[float]:
-    return [float(v) for v in text.split(",")]
 
 
 def parse_args(argv=None):
@@ -51,9 +41,9 @@ def parse_args(argv=None):
                    help="synthetic tasks per subject (1 to 8)")
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames,
                    help="frames per synthetic task")
-    p.add_argument("--epochs", type=_int_list, default=None,
+    p.add_argument("--epochs", type=number_list(int), default=None,
                    help="epochs per phase of the paper schedule (default 8,2,2)")
-    p.add_argument("--learning_rates", type=_float_list, default=None,
+    p.add_argument("--learning_rates", type=number_list(float), default=None,
                    help="first learning rate of each phase (default 0.01,0.001,0.001)")
     p.add_argument("--lr_decay_every", type=int, default=None,
                    help="epochs between the x 0.3 learning-rate steps (default 2)")
@@ -102,15 +92,6 @@ def train(args, examples: Path, root: Path) -> Path:
     return folder
 
 
-def held_out_scores(model, examples: Path) -> dict:
-    """The model's scores on fold 1's held-out part 1 (centre crops), in the model's precision."""
-    from components.train import input_pipeline as ip
-    from components.train.trainer import evaluate_model
-    test = ip.make_dataset(ip.part_files(examples, [1]), model.config.num_aus,
-                           model.config.crop_size, training=False, batch_size=32)
-    return evaluate_model(model, test)
-
-
 def score_epochs(examples: Path, folder: Path) -> list[dict]:
     """Every epoch's checkpoint scored on the held-out part 1; merged with its history entry."""
     from components.base import read_json
@@ -137,7 +118,7 @@ def markdown(rows, config, args) -> str:
              f"d = {config.hidden_units}, local {config.local_merge}"
              f"{', ' + config.initialization + ' init' if hasattr(config, 'initialization') else ''}"
              f"), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x {args.tasks} tasks x "
-             f"{args.frames} frames), fold 1 (test part 1); {_cpu()}.", "",
+             f"{args.frames} frames), fold 1 (test part 1); {cpu_summary()}.", "",
              "| epoch | phase | lr | train img/s | avg F1 | landmark error | "
              + " | ".join(aus) + " |",
              "|" + "---|" * (6 + len(aus))]
@@ -176,16 +157,6 @@ def plot(rows, path: Path):
     plt.close(fig)
 
 
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                     if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def main(argv=None):
     args = parse_args(argv)
     root = Path(args.output_dir)
@@ -195,10 +166,8 @@ def main(argv=None):
     rows, config = score_epochs(examples, folder)
     (root / "learning.json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows, config, args)
-    (root / "learning.md").write_text(table)
     plot(rows, root / "learning_curve.png")
-    print(table)
-    print(f"wrote {root / 'learning.md'}, {root / 'learning.json'}, {root / 'learning_curve.png'}")
+    write_table(table, root / "learning.md", root / "learning.json", root / "learning_curve.png")
     return rows
 
 

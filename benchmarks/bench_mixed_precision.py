@@ -15,14 +15,13 @@ killed benchmark started again redoes only the runs that did not finish.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_learning import _cpu, held_out_scores, preprocess
-from benchmarks.bench_rtatl import _list
+from benchmarks.bench_learning import preprocess
+from benchmarks.common import cpu_summary, held_out_scores, number_list, record_runs, write_table
 from pipeline.synthetic import SyntheticSpec
 
 PRECISIONS = {"float32": False, "mixed": True}   # name -> the train stage's mixed_precision
@@ -31,7 +30,7 @@ PRECISIONS = {"float32": False, "mixed": True}   # name -> the train stage's mix
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output_dir", default="artifacts/bench_mixed_precision")
-    p.add_argument("--seeds", type=_list(int), default=[0, 1, 2])
+    p.add_argument("--seeds", type=number_list(int), default=[0, 1, 2])
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
     p.add_argument("--tasks", type=int, default=SyntheticSpec.tasks)
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames)
@@ -60,7 +59,7 @@ def markdown(runs: list[dict], args) -> str:
     seeds = [s for s in args.seeds if all((p, s) in by_key for p in PRECISIONS)]
     lines = [f"Held-out average F1 / landmark mean error (fold 1, part 1), the default run's "
              f"training (synthetic preset; synthetic BP4D {args.subjects} subjects x {args.tasks} "
-             f"tasks x {args.frames} frames); {_cpu()}.", "",
+             f"tasks x {args.frames} frames); {cpu_summary()}.", "",
              "| seed | float32 | mixed precision | difference | train s float32 / mixed |",
              "|---|---|---|---|---|"]
     differences = []
@@ -83,16 +82,11 @@ def main(argv=None):
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     examples = preprocess(args, root)
-    runs = []
-    for seed in args.seeds:   # pair by pair: a benchmark cut short still compares like with like
-        for precision in PRECISIONS:
-            runs.append(train_and_score(examples, root, precision, seed))
-            print(json.dumps(runs[-1]), flush=True)
-            (root / "mixed_precision.json").write_text(json.dumps(runs, indent=2))
-    table = markdown(runs, args)
-    (root / "mixed_precision.md").write_text(table)
-    print(table)
-    print(f"wrote {root / 'mixed_precision.md'} and {root / 'mixed_precision.json'}")
+    runs = record_runs((train_and_score(examples, root, precision, seed)
+                        # pair by pair: a benchmark cut short still compares like with like
+                        for seed in args.seeds for precision in PRECISIONS),
+                       root / "mixed_precision.json")
+    write_table(markdown(runs, args), root / "mixed_precision.md", root / "mixed_precision.json")
     return runs
 
 

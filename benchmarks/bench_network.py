@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import cpu_model
+
 MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency", "forms",
          "first_step", "first_step_keras_optimizer")
 
@@ -170,9 +172,7 @@ def run_child(mode: str, quick: bool) -> dict:
 
 def machine() -> str:
     import tensorflow as tf
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()}, Python {platform.python_version()}, "
+    return (f"{os.cpu_count()} cores ({cpu_model()}), {platform.system()}, Python {platform.python_version()}, "
             f"TensorFlow {tf.__version__}, GPU: {bool(tf.config.list_physical_devices('GPU'))}")
 
 

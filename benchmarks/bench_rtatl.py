@@ -17,30 +17,25 @@ redoes only the runs that did not finish.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_learning import _cpu, held_out_scores
+from benchmarks.common import cpu_summary, held_out_scores, number_list, record_runs, write_table
 
 CONDITIONS = {"none": [], "inpainting": ["inpainting"], "flow": ["flow"],
               "both": ["inpainting", "flow"]}
 
 
-def _list(kind):
-    return lambda text: [kind(v) for v in text.split(",")]
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output_dir", default="artifacts/bench_rtatl")
-    p.add_argument("--fractions", type=_list(float), default=[0.1, 1.0],
+    p.add_argument("--fractions", type=number_list(float), default=[0.1, 1.0],
                    help="label fractions (the share of coded training frames keeping codes)")
-    p.add_argument("--seeds", type=_list(int), default=[0, 1, 2])
-    p.add_argument("--conditions", type=_list(str), default=list(CONDITIONS),
+    p.add_argument("--seeds", type=number_list(int), default=[0, 1, 2])
+    p.add_argument("--conditions", type=number_list(str), default=list(CONDITIONS),
                    help=f"which of {', '.join(CONDITIONS)}")
-    p.add_argument("--epochs", type=_list(int), default=None,
+    p.add_argument("--epochs", type=number_list(int), default=None,
                    help="epochs per phase at 100 %% of the codes (default: the synthetic "
                         "preset's); the first phase's grow as 1 / label fraction, so that every "
                         "run takes about as many steps with the auxiliary tasks")
@@ -100,7 +95,7 @@ def markdown(runs: list[dict], args) -> str:
              f"{args.tasks} tasks x {args.frames} coded + {args.uncoded_frames} uncoded frames, "
              f"{args.unlabelled_tasks} unlabelled sequence(s) per subject), synthetic preset"
              f"{', epochs ' + ','.join(map(str, args.epochs)) + ' at 100 %' if args.epochs else ''}"
-             f"; {_cpu()}.",
+             f"; {cpu_summary()}.",
              "", "| auxiliary tasks | " + " | ".join(f"{f:.0%} labels" for f in fractions)
              + " | train s (median) |", "|---|" + "---|" * (len(fractions) + 1)]
     for condition in CONDITIONS:
@@ -122,17 +117,11 @@ def main(argv=None):
     root = Path(args.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     examples = preprocess(args, root)
-    runs = []
-    for seed in args.seeds:   # seed by seed: a benchmark cut short still compares like with like
-        for fraction in args.fractions:
-            for condition in args.conditions:
-                runs.append(train_and_score(args, examples, root, condition, fraction, seed))
-                print(json.dumps(runs[-1]), flush=True)
-                (root / "rtatl.json").write_text(json.dumps(runs, indent=2))
-    table = markdown(runs, args)
-    (root / "rtatl.md").write_text(table)
-    print(table)
-    print(f"wrote {root / 'rtatl.md'} and {root / 'rtatl.json'}")
+    runs = record_runs((train_and_score(args, examples, root, condition, fraction, seed)
+                        # seed by seed: a benchmark cut short still compares like with like
+                        for seed in args.seeds for fraction in args.fractions
+                        for condition in args.conditions), root / "rtatl.json")
+    write_table(markdown(runs, args), root / "rtatl.md", root / "rtatl.json")
     return runs
 
 
