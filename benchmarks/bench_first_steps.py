@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from benchmarks.bench_learning import model_overrides, preprocess
-from benchmarks.common import cpu_summary, number_list, record_runs, write_table
+from benchmarks.common import cpu_summary, number_list, output_folder, record_runs, write_table
 from pipeline.synthetic import SyntheticSpec
 
 
@@ -94,8 +94,7 @@ def markdown(steps: list[dict], args) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    root = Path(args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_folder(args.output_dir)
     examples = preprocess(args, root)
     steps = record_runs((step for rate in args.learning_rates
                          for step in first_steps(args, examples, rate)),

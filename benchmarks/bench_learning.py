@@ -26,7 +26,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from benchmarks.common import cpu_summary, held_out_scores, number_list, write_table
+from benchmarks.common import cpu_summary, held_out_scores, number_list, output_folder, write_table
 from pipeline.synthetic import SyntheticSpec
 
 
@@ -92,8 +92,9 @@ def train(args, examples: Path, root: Path) -> Path:
     return folder
 
 
-def score_epochs(examples: Path, folder: Path) -> list[dict]:
-    """Every epoch's checkpoint scored on the held-out part 1; merged with its history entry."""
+def score_epochs(examples: Path, folder: Path) -> tuple[list[dict], object]:
+    """Every epoch's checkpoint scored on the held-out part 1, merged with its history entry;
+    and the trained network's JaaNetConfig."""
     from components.base import read_json
     from components.train.trainer import load_checkpoint_weights
     from jaa_keras import JaaNetConfig, build_jaanet
@@ -117,8 +118,9 @@ def markdown(rows, config, args) -> str:
     lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
              f"d = {config.hidden_units}, local {config.local_merge}"
              f"{', ' + config.initialization + ' init' if hasattr(config, 'initialization') else ''}"
-             f"), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x {args.tasks} tasks x "
-             f"{args.frames} frames), fold 1 (test part 1); {cpu_summary()}.", "",
+             f"), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x "
+             f"{args.tasks} tasks x {args.frames} frames), fold 1 (test part 1); "
+             f"{cpu_summary()}.", "",
              "| epoch | phase | lr | train img/s | avg F1 | landmark error | "
              + " | ".join(aus) + " |",
              "|" + "---|" * (6 + len(aus))]
@@ -159,8 +161,7 @@ def plot(rows, path: Path):
 
 def main(argv=None):
     args = parse_args(argv)
-    root = Path(args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_folder(args.output_dir)
     examples = preprocess(args, root)
     folder = train(args, examples, root)
     rows, config = score_epochs(examples, folder)

@@ -1,6 +1,7 @@
 """Does --mixed_precision cost F1? The default run's training in float32 and mixed, seed by seed.
 
-    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2] [--output_dir artifacts/bench_mixed_precision]
+    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2]
+                                               [--output_dir artifacts/bench_mixed_precision]
 
 The default synthetic set is preprocessed once. For every seed, the synthetic preset's network is
 trained on fold 1 (parts 2 and 3) through the train stage twice, in float32 and with
@@ -21,7 +22,8 @@ import time
 from pathlib import Path
 
 from benchmarks.bench_learning import preprocess
-from benchmarks.common import cpu_summary, held_out_scores, number_list, record_runs, write_table
+from benchmarks.common import (
+    cpu_summary, held_out_scores, number_list, output_folder, record_runs, write_table)
 from pipeline.synthetic import SyntheticSpec
 
 PRECISIONS = {"float32": False, "mixed": True}   # name -> the train stage's mixed_precision
@@ -79,8 +81,7 @@ def markdown(runs: list[dict], args) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    root = Path(args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_folder(args.output_dir)
     examples = preprocess(args, root)
     runs = record_runs((train_and_score(examples, root, precision, seed)
                         # pair by pair: a benchmark cut short still compares like with like

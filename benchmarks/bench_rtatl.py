@@ -21,7 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.common import cpu_summary, held_out_scores, number_list, record_runs, write_table
+from benchmarks.common import (
+    cpu_summary, held_out_scores, number_list, output_folder, record_runs, write_table)
 
 CONDITIONS = {"none": [], "inpainting": ["inpainting"], "flow": ["flow"],
               "both": ["inpainting", "flow"]}
@@ -114,8 +115,7 @@ def markdown(runs: list[dict], args) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    root = Path(args.output_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = output_folder(args.output_dir)
     examples = preprocess(args, root)
     runs = record_runs((train_and_score(args, examples, root, condition, fraction, seed)
                         # seed by seed: a benchmark cut short still compares like with like

@@ -27,6 +27,13 @@ def number_list(kind: Callable) -> Callable[[str], list]:
     return lambda text: [kind(v) for v in text.split(",")]
 
 
+def output_folder(path: str) -> Path:
+    """The benchmark's --output_dir, made if missing."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def held_out_scores(model, examples: Path) -> dict:
     """The model's scores on fold 1's held-out part 1 (centre crops), in the model's precision."""
     from components.train import input_pipeline as ip
