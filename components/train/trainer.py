@@ -257,6 +257,13 @@ class TrainingData:
             pool_size=self.pool_size, subject_split=self.train_split)
         return ip.with_auxiliary(labelled, auxiliary)
 
+    def epochs(self, first: int, end: int, auxiliary: bool = True) -> tf.data.Dataset:
+        """Epochs first .. end - 1 (0-based) one after the other, as one fit reads them."""
+        batches = self.epoch(first, auxiliary=auxiliary)
+        for epoch in range(first + 1, end):
+            batches = batches.concatenate(self.epoch(epoch, auxiliary=auxiliary))
+        return batches
+
     def auxiliary_summary(self) -> dict | None:
         """What the stage records of the auxiliary stream."""
         if not self.tasks:
@@ -509,12 +516,9 @@ def train_fold(*, examples_dir, output_dir, model_config, phases: list[Phase], a
                          keras.callbacks.TensorBoard(log_dir, write_graph=False),
                          _AttentionImages(log_dir / "attention", faces)]
             # One fit for the phase, over its epochs' data one after the other: fit's epoch e
-            # reads epoch_data(e), exactly the batches a run resumed at e reads.
-            epochs = data.epoch(first, auxiliary=auxiliary)
-            for epoch in range(first + 1, phase_end):
-                epochs = epochs.concatenate(data.epoch(epoch, auxiliary=auxiliary))
-            model.fit(epochs, initial_epoch=first, epochs=phase_end,
-                      steps_per_epoch=data.steps_per_epoch,
+            # reads data.epoch(e), exactly the batches a run resumed at e reads.
+            model.fit(data.epochs(first, phase_end, auxiliary=auxiliary), initial_epoch=first,
+                      epochs=phase_end, steps_per_epoch=data.steps_per_epoch,
                       validation_data=data.validation if phase.keep_best else None,
                       callbacks=callbacks, verbose=verbose, shuffle=False)
             epochs_run += record.epochs_done
