@@ -1,12 +1,13 @@
 """Which first learning rate can the paper's network start at? Its losses over the first steps.
 
     python -m benchmarks.bench_first_steps [--learning_rates 0.01,0.003,0.001] [--steps 40]
+                                           [--local_merge sum|mean]
                                            [--output_dir artifacts/bench_first_steps]
 
-For each learning rate, the paper configuration (c = 8, crop 176, d = 512, local branches summed,
-Caffe initialisation, the same initial weights for every rate) takes --steps steps of the paper
-schedule's first phase (Nesterov, Caffe's bias multipliers, batch 9, lambda_align 0.5) on fold 1
-of the default synthetic BP4D set, the same batches in the same order; every step's own losses
+For each learning rate, the paper configuration (c = 8, crop 176, d = 512, local branches summed
+unless --local_merge mean, Caffe initialisation, the same initial weights for every rate) takes
+--steps steps of the paper schedule's first phase (Nesterov, Caffe's bias multipliers, batch 9,
+lambda_align 0.5) on fold 1 of the default synthetic BP4D set, the same batches in the same order; every step's own losses
 (not running means) are recorded. Writes first_steps.json (every step) and first_steps.md (the
 largest AU softmax loss and the landmark error at the end, per rate) into --output_dir.
 
@@ -21,7 +22,7 @@ import argparse
 import math
 from pathlib import Path
 
-from benchmarks.bench_learning import model_overrides, preprocess
+from benchmarks.bench_learning import add_network_flags, model_overrides, preprocess
 from benchmarks.common import cpu_summary, number_list, output_folder, record_runs, write_table
 from pipeline.synthetic import SyntheticSpec
 
@@ -35,8 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
     p.add_argument("--tasks", type=int, default=SyntheticSpec.tasks)
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames)
-    for name in ("width_unit", "crop_size", "hidden_units"):
-        p.add_argument(f"--{name}", type=int, default=None, help="shrink the network (checks)")
+    add_network_flags(p)
     return p.parse_args(argv)
 
 
@@ -75,9 +75,10 @@ def first_steps(args, examples: Path, learning_rate: float):
 
 
 def markdown(steps: list[dict], args) -> str:
-    lines = [f"The paper configuration's first {args.steps} steps (the paper schedule's first "
-             f"phase, batch 9, seed {args.seed}) on fold 1 of the synthetic BP4D set "
-             f"({args.subjects} x {args.tasks} x {args.frames}); {cpu_summary()}.", "",
+    lines = [f"The paper configuration's first {args.steps} steps (local branches "
+             f"{args.local_merge}, the paper schedule's first phase, batch 9, seed {args.seed}) "
+             f"on fold 1 of the synthetic BP4D set ({args.subjects} x {args.tasks} x "
+             f"{args.frames}); {cpu_summary()}.", "",
              "| first lr | AU softmax loss: step 1, largest (at step) | landmark error: step 1, "
              "last | first step with landmark error below 0.3 |", "|---|---|---|---|"]
     for rate in args.learning_rates:

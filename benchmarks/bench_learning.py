@@ -52,17 +52,25 @@ def parse_args(argv=None):
                    help="epochs between the x 0.3 learning-rate steps (default 2)")
     p.add_argument("--batch_size", type=int, default=9)
     p.add_argument("--seed", type=int, default=0)
-    for name in ("width_unit", "crop_size", "hidden_units"):
-        p.add_argument(f"--{name}", type=int, default=None, help="shrink the network (checks)")
+    add_network_flags(p)
     return p.parse_args(argv)
 
 
+def add_network_flags(p: argparse.ArgumentParser):
+    """The flags model_overrides reads: the local branches' merge, and shrinking for checks."""
+    p.add_argument("--local_merge", choices=("sum", "mean"), default="sum",
+                   help="how the local AU branches merge: the paper's sum (default) or the "
+                        "PyTorch release's mean")
+    for name in ("width_unit", "crop_size", "hidden_units"):
+        p.add_argument(f"--{name}", type=int, default=None, help="shrink the network (checks)")
+
+
 def model_overrides(args) -> dict:
-    """The paper configuration, plus any shrinking flags. Fields this code's JaaNetConfig lacks
-    (an older checkout) are left out rather than refused."""
+    """The paper configuration, plus the network flags given. Fields this code's JaaNetConfig
+    lacks (an older checkout) are left out rather than refused."""
     from jaa_keras.config import JaaNetConfig
     fields = {f.name for f in dataclasses.fields(JaaNetConfig)}
-    wanted = {"local_merge": "sum", "initialization": "caffe",
+    wanted = {"local_merge": args.local_merge, "initialization": "caffe",
               **{k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
                  if getattr(args, k) is not None}}
     return {k: v for k, v in wanted.items() if k in fields}
