@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_learning [--subjects 36] [--tasks 4] [--frames 13]
                                         [--epochs 8,2,2] [--learning_rates 0.01,0.001,0.001]
-                                        [--lr_decay_every 2] [--output_dir artifacts/bench_learning]
+                                        [--lr_decay_every 2] [--local_merge sum|mean]
+                                        [--output_dir artifacts/bench_learning]
 
 The paper's network (c = 8, crop 176, d = 512, local branches summed, the authors' Caffe
 initialisation) with the paper's schedule (three phases, Nesterov SGD, lr 0.01 x 0.3 every 2
