@@ -3,6 +3,7 @@
     python -m benchmarks.bench_learning [--subjects 36] [--tasks 4] [--frames 13]
                                         [--epochs 8,2,2] [--learning_rates 0.01,0.001,0.001]
                                         [--lr_decay_every 2] [--local_merge sum|mean]
+                                        [--feature_stack paper|caffe]
                                         [--output_dir artifacts/bench_learning]
 
 The paper's network (c = 8, crop 176, d = 512, local branches summed, the authors' Caffe
@@ -58,10 +59,14 @@ def parse_args(argv=None):
 
 
 def add_network_flags(p: argparse.ArgumentParser):
-    """The flags model_overrides reads: the local branches' merge, and shrinking for checks."""
+    """The flags model_overrides reads: the local branches' merge, the feature stacks' layout,
+    and shrinking for checks."""
     p.add_argument("--local_merge", choices=("sum", "mean"), default="sum",
                    help="how the local AU branches merge: the paper's sum (default) or the "
                         "PyTorch release's mean")
+    p.add_argument("--feature_stack", choices=("paper", "caffe"), default="paper",
+                   help="the feature stacks' layout: the paper's text (default; 5x5 outputs) "
+                        "or the Caffe release's (first convolution of stride 2; 3x3 outputs)")
     for name in ("width_unit", "crop_size", "hidden_units"):
         p.add_argument(f"--{name}", type=int, default=None, help="shrink the network (checks)")
 
@@ -71,7 +76,8 @@ def model_overrides(args) -> dict:
     lacks (an older checkout) are left out rather than refused."""
     from jaa_keras.config import JaaNetConfig
     fields = {f.name for f in dataclasses.fields(JaaNetConfig)}
-    wanted = {"local_merge": args.local_merge, "initialization": "caffe",
+    wanted = {"local_merge": args.local_merge, "feature_stack": args.feature_stack,
+              "initialization": "caffe",
               **{k: getattr(args, k) for k in ("width_unit", "crop_size", "hidden_units")
                  if getattr(args, k) is not None}}
     return {k: v for k, v in wanted.items() if k in fields}
@@ -129,6 +135,7 @@ def markdown(rows, config, args) -> str:
     aus = list(rows[0]["f1"]) if rows else []
     lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
              f"d = {config.hidden_units}, local {config.local_merge}"
+             f"{', ' + config.feature_stack + ' stacks' if hasattr(config, 'feature_stack') else ''}"
              f"{', ' + config.initialization + ' init' if hasattr(config, 'initialization') else ''}"
              f"), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x "
              f"{args.tasks} tasks x {args.frames} frames), fold 1 (test part 1); "

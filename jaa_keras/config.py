@@ -11,10 +11,21 @@ from schemas.face import AU_SETS, NUM_LANDMARKS
 REGION_LAYERS = ("hmr", "region")
 INITIAL_ATTENTIONS = ("gaussian", "uniform")
 LOCAL_MERGES = ("sum", "mean")
+FEATURE_STACKS = ("paper", "caffe")
 INITIALIZATIONS = ("caffe", "pytorch", "keras")
 # RTATL's self-supervised tasks (docs/network.md, "Auxiliary heads"), in the order a config lists them.
 AUXILIARY_TASKS = ("inpainting", "flow")
 
+
+
+def stack_output_size(size: int, feature_stack: str) -> int:
+    """The side of a high-level feature stack's output for an input of side `size`."""
+    if feature_stack == "caffe":
+        # A 3x3 convolution of stride 2 padded by 1, then three 2x2 poolings, each rounding up.
+        for _ in range(4):
+            size = -(-size // 2)
+        return size
+    return size // 8  # three 2x2 poolings, each rounding down
 
 @dataclass(frozen=True)
 class JaaNetConfig:
@@ -36,6 +47,10 @@ class JaaNetConfig:
     gradient_enhancement: bool = True
     initial_attention: str = "gaussian"  # "uniform" = the paper's "w/o GA" (xi = 0)
     local_merge: str = "sum"             # paper and Caffe sum the AU branches; PyTorch averages
+    # The high-level feature stacks (alignment, global, local): "paper" as the paper's text and
+    # the PyTorch release (stride 1, floor pooling: 44 -> 5 at crop 176); "caffe" as the Caffe
+    # release (each stack's first convolution strides 2, ceil pooling: 44 -> 3).
+    feature_stack: str = "paper"
     # How fresh weights are drawn (jaa_keras.layers.initialization): "caffe" as the paper's own
     # release, "pytorch" as the PyTorch release, "keras" Keras' defaults. Not part of the network's
     # identity: configs differing only here compare equal (a model seeds or resumes another).
@@ -58,6 +73,9 @@ class JaaNetConfig:
                 f"initial_attention must be one of {INITIAL_ATTENTIONS}, got {self.initial_attention!r}")
         if self.local_merge not in LOCAL_MERGES:
             raise ValueError(f"local_merge must be one of {LOCAL_MERGES}, got {self.local_merge!r}")
+        if self.feature_stack not in FEATURE_STACKS:
+            raise ValueError(
+                f"feature_stack must be one of {FEATURE_STACKS}, got {self.feature_stack!r}")
         if self.initialization not in INITIALIZATIONS:
             raise ValueError(
                 f"initialization must be one of {INITIALIZATIONS}, got {self.initialization!r}")
@@ -91,8 +109,9 @@ class JaaNetConfig:
 
     @property
     def global_size(self) -> int:
-        """Side of the global features: three floor-pooling levels after "pool2" (176 -> 5)."""
-        return self.feature_size // 8
+        """Side of the global features (every feature stack's output): 176 -> 5 with the paper's
+        stacks, 3 with Caffe's."""
+        return stack_output_size(self.feature_size, self.feature_stack)
 
     @property
     def initial_map_size(self) -> int:

@@ -50,21 +50,23 @@ class JaaNet(keras.Model):
         # under mixed precision and loaded under float32 stays mixed).
         branches = hierarchical_branches if config.region_layer == "hmr" else plain_region_branches
         first, second = config.region_channels
-        init = config.initialization
+        init, stack = config.initialization, config.feature_stack
         with global_dtype_policy(self.dtype_policy):
             self.region1 = RegionLayer(first, branches(first), init, name="region1")
             self.region2 = RegionLayer(second, branches(second), init, name="region2")
-            self.alignment_features = FeatureStack(config.stack_channels, init,
+            self.alignment_features = FeatureStack(config.stack_channels, init, layout=stack,
                                                    name="alignment_features")
             self.alignment_head = DenseHead(2 * config.num_landmarks, config.hidden_units, init,
                                             name="alignment_head")
-            self.global_features = FeatureStack(config.stack_channels, init, name="global_features")
+            self.global_features = FeatureStack(config.stack_channels, init, layout=stack,
+                                                name="global_features")
             self.attention = AdaptiveAttention(
                 config.aus, config.crop_size, config.width_unit, config.zeta,
                 xi=config.xi if config.initial_attention == "gaussian" else 0.0,
                 refinement=config.attention_refinement,
                 enhancement=config.lambda_enhance if config.gradient_enhancement else None,
-                merge=config.local_merge, initialization=init, name="attention")
+                merge=config.local_merge, initialization=init, feature_stack=stack,
+                name="attention")
             self.au_head = AUHead(config.num_aus, config.hidden_units, initialization=init,
                                   name="au_head")
             self.inpainting_decoder = self.flow_head = None

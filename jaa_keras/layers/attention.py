@@ -128,13 +128,14 @@ class AdaptiveAttention(layers.Layer):
 
     def __init__(self, aus, crop_size: int, width_unit: int, zeta: float, xi: float,
                  refinement: bool = True, enhancement: float | None = 2.0,
-                 merge: str = "sum", initialization: str = "caffe", **kwargs):
+                 merge: str = "sum", initialization: str = "caffe",
+                 feature_stack: str = "paper", **kwargs):
         super().__init__(**kwargs)
         self.aus = tuple(aus)
         self.crop_size, self.width_unit = crop_size, width_unit
         self.zeta, self.xi = zeta, xi
         self.refinement, self.enhancement, self.merge = refinement, enhancement, merge
-        self.initialization = initialization
+        self.initialization, self.feature_stack = initialization, feature_stack
         feature_size = crop_size // 4
         self.initial_maps = InitialAttentionMaps(
             self.aus, crop_size, feature_size + 8, feature_size, zeta, xi, name="initial_maps")
@@ -142,7 +143,8 @@ class AdaptiveAttention(layers.Layer):
         groups = len(self.aus)
         self.refine = (AttentionRefinement(8 * width_unit, initialization, groups, name="refine")
                        if refinement else None)
-        self.local = FeatureStack(stack_channels, initialization, groups, name="local")
+        self.local = FeatureStack(stack_channels, initialization, groups, feature_stack,
+                                  name="local")
 
     @property
     def branch_layers(self) -> list:
@@ -209,4 +211,4 @@ class AdaptiveAttention(layers.Layer):
         return {**super().get_config(), "aus": self.aus, "crop_size": self.crop_size,
                 "width_unit": self.width_unit, "zeta": self.zeta, "xi": self.xi,
                 "refinement": self.refinement, "enhancement": self.enhancement, "merge": self.merge,
-                "initialization": self.initialization}
+                "initialization": self.initialization, "feature_stack": self.feature_stack}

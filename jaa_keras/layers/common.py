@@ -72,10 +72,11 @@ class GroupedConv2D(layers.Conv2D):
 
 
 def conv3x3(filters_per_group: int, groups: int, name: str, padding: str = "same",
-            dtype=None) -> layers.Conv2D:
+            strides: int = 1, dtype=None) -> layers.Conv2D:
     """A 3x3 convolution; with `groups` > 1, that many independent ones run as one grouped
     convolution (group g reads channel group g and writes filters g*f .. (g+1)*f - 1)."""
     if groups == 1:
-        return layers.Conv2D(filters_per_group, 3, padding=padding, name=name, dtype=dtype)
-    return GroupedConv2D(filters_per_group * groups, 3, padding=padding, groups=groups, name=name,
-                         dtype=dtype)
+        return layers.Conv2D(filters_per_group, 3, strides=strides, padding=padding, name=name,
+                             dtype=dtype)
+    return GroupedConv2D(filters_per_group * groups, 3, strides=strides, padding=padding,
+                         groups=groups, name=name, dtype=dtype)
