@@ -17,15 +17,15 @@ INITIALIZATIONS = ("caffe", "pytorch", "keras")
 AUXILIARY_TASKS = ("inpainting", "flow")
 
 
-
-def stack_output_size(size: int, feature_stack: str) -> int:
+def stack_output_size(size: int, feature_stack: str, levels: int = 3) -> int:
     """The side of a high-level feature stack's output for an input of side `size`."""
     if feature_stack == "caffe":
-        # A 3x3 convolution of stride 2 padded by 1, then three 2x2 poolings, each rounding up.
-        for _ in range(4):
+        # A 3x3 convolution of stride 2 padded by 1, then a 2x2 pooling per level, all rounding up.
+        for _ in range(levels + 1):
             size = -(-size // 2)
         return size
-    return size // 8  # three 2x2 poolings, each rounding down
+    return size >> levels  # a 2x2 pooling per level, rounding down
+
 
 @dataclass(frozen=True)
 class JaaNetConfig:

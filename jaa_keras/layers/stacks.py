@@ -67,7 +67,7 @@ class FeatureStack(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         batch, height, _, _ = input_shape
-        side = stack_output_size(height, self.layout)
+        side = stack_output_size(height, self.layout, len(self.channels))
         return (batch, side, side, self.groups * self.channels[-1])
 
     def get_config(self):

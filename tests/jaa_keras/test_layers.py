@@ -40,6 +40,8 @@ CASES = [
               (maps(8, 8, 3),), (None, 4, 4, 8), B16, untrained="entry/bias"),
     LayerCase(FeatureStack, {"channels": (4, 6), "groups": 2}, (maps(8, 8, 4),),
               (None, 2, 2, 12), B16, untrained=r"conv\d_\d/bias"),
+    LayerCase(FeatureStack, {"channels": (4, 6), "groups": 2, "layout": "caffe"},
+              (maps(10, 10, 4),), (None, 2, 2, 12), B16, untrained=r"conv\d_\d/bias"),
     # No weights and no gradient: the maps are drawn from landmarks in float32.
     LayerCase(InitialAttentionMaps, {"aus": AUS, "crop_size": CROP, "map_size": 16,
                                      "target_size": 8, "zeta": 0.14, "xi": 0.56},

@@ -14,8 +14,8 @@ import keras
 
 import jaa_keras
 from benchmarks.alternative_forms import au_branches_loop, patchwise_loop
-from jaa_keras.layers import (AdaptiveAttention, DenseHead, InitialAttentionMaps, PatchwiseConv,
-                              RegionLayer, hierarchical_branches)
+from jaa_keras.layers import (AdaptiveAttention, DenseHead, FeatureStack, InitialAttentionMaps,
+                              PatchwiseConv, RegionLayer, hierarchical_branches)
 from jaa_keras.losses import JaaNetLoss, attention_refine_loss
 from jaa_keras.model import global_dtype_policy
 from schemas.face import NUM_LANDMARKS
@@ -48,6 +48,40 @@ def test_bp4d_preset_has_the_release_parameter_count_per_module(bp4d_full):
     refinement = count(model.attention.refine.trainable_weights)
     local = count(model.attention.local.trainable_weights)
     assert (refinement, local) == (905_484, 9_759_744)
+
+
+def test_caffe_feature_stacks_shrink_only_the_heads_inputs():
+    """The Caffe release's stacks end at 160x3x3, not 160x5x5: the same convolutions, and the
+    alignment and AU heads' first layers read 1440 and 3 x 1440 features instead of 4000 and
+    12000 (BP4D_train_val.prototxt: align_feat and au_feat on pool5)."""
+    model = jaa_keras.build_jaanet("bp4d", feature_stack="caffe")
+    outputs = model(np.zeros((1, 176, 176, 3), np.float32), training=False)
+    assert model.global_features.compute_output_shape((None, 44, 44, 64)) == (None, 3, 3, 160)
+    assert tuple(outputs["au_logit"].shape) == (1, 12)
+    fewer_inputs = (4000 - 1440) + (12000 - 3 * 1440)
+    assert count(model.trainable_weights) == 22_162_854 - fewer_inputs * 512
+
+
+def test_caffe_feature_stack_computes_as_caffe_does():
+    """Caffe pads its stride-2 convolution by one pixel on every side and its poolings round up
+    (an odd side keeps its last row and column); checked on an odd 11 x 11 input."""
+    stack = FeatureStack((4, 5, 6), "pytorch", layout="caffe")
+    x = np.random.default_rng(0).normal(size=(2, 11, 11, 3)).astype(np.float32)
+    expected = x
+    outputs = stack(x, training=False)
+    for i, (conv, norm) in enumerate(zip(stack.convs, stack.norms)):
+        if i == 0:
+            expected = tf.nn.conv2d(expected, conv.kernel, 2, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        else:
+            expected = tf.nn.conv2d(expected, conv.kernel, 1, "SAME")
+        expected = tf.nn.relu(norm(expected + conv.bias, training=False))
+        if i % 2:
+            odd = expected.shape[1] % 2
+            expected = tf.pad(expected, [[0, 0], [0, odd], [0, odd], [0, 0]],
+                              constant_values=-np.inf)
+            expected = tf.nn.max_pool2d(expected, 2, 2, "VALID")
+    assert tuple(outputs.shape) == (2, 1, 1, 6)  # 11 -> 6 (stride 2) -> 3 -> 2 -> 1
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
 
 
 def test_disfa_preset_has_the_release_parameter_count():
@@ -126,6 +160,8 @@ def test_config_rejects_unusable_values():
         jaa_keras.preset("bp4d", region_layer="dense")
     with pytest.raises(ValueError, match="initialization"):
         jaa_keras.preset("bp4d", initialization="he")
+    with pytest.raises(ValueError, match="feature_stack"):
+        jaa_keras.preset("bp4d", feature_stack="pytorch")
     with pytest.raises(ValueError, match="no attention centre rule for AU \\[5\\]"):
         jaa_keras.build_jaanet("bp4d", aus=(1, 5), **TINY)
 
@@ -307,7 +343,7 @@ def test_enhancement_leaves_the_refinement_loss_gradient_unchanged():
 
 @pytest.mark.parametrize("overrides", [{}, dict(region_layer="region", attention_refinement=False,
                                                 initial_attention="uniform", local_merge="mean",
-                                                initialization="pytorch")])
+                                                feature_stack="caffe", initialization="pytorch")])
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path, overrides):
     model = jaa_keras.build_jaanet("disfa", **TINY, **overrides)
     images = np.random.default_rng(5).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
