@@ -30,7 +30,7 @@ from components.base.contract import NON_NEGATIVE, POSITIVE, POSITIVE_REAL, Rule
 from components.startup import LOG_LEVELS
 from components.train.component import TRAIN
 from components.train.presets import AUXILIARY_FIELDS
-from jaa_keras.config import INITIALIZATIONS, LOCAL_MERGES
+from jaa_keras.config import FEATURE_STACKS, INITIALIZATIONS, LOCAL_MERGES
 from schemas.face import ALIGNED_SIZE, DATASETS, PARTS
 
 STAGES = ("preprocess", "train", "evaluate", "export")
@@ -50,6 +50,10 @@ MODEL_FLAGS = {
     "local_merge": {"choices": LOCAL_MERGES,
                     "help": "override how the local AU branches merge: sum (the paper, Caffe) "
                             "or mean (the PyTorch release)"},
+    "feature_stack": {"choices": FEATURE_STACKS,
+                      "help": "override the layout of the high-level feature stacks: paper (the "
+                              "paper's text and the PyTorch release; 5x5 outputs at crop 176) or "
+                              "caffe (the Caffe release: stride 2 first; 3x3 outputs)"},
     "initialization": {"choices": INITIALIZATIONS,
                        "help": "override how fresh weights are drawn: caffe (the paper's "
                                "release), pytorch (PyTorch's defaults) or keras (Keras' "

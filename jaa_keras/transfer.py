@@ -13,8 +13,8 @@ def transfer_weights(source: JaaNet, target: JaaNet, au_sources: dict[int, int])
     were seeded. The two models must have the same width and crop.
     """
     if source.config.replace(aus=target.config.aus) != target.config:
-        raise ValueError("the source model's width, crop or ablation switches differ from the target's; "
-                         "only the AU set may differ")
+        raise ValueError("the source model's width, crop, feature stacks or ablation switches "
+                         "differ from the target's; only the AU set may differ")
     for module in SHARED_MODULES:
         for source_layer, target_layer in zip(source.module_layers(module), target.module_layers(module)):
             target_layer.set_weights(source_layer.get_weights())

@@ -61,9 +61,10 @@ def test_flags_and_beam_pass_through():
         "synthetic": {"frames": 3}}
     # The network's fields go to the train stage's model overrides.
     args = run_pipeline.parse(["--local_merge", "mean", "--initialization", "pytorch",
-                               "--width_unit", "2"])
+                               "--width_unit", "2", "--feature_stack", "caffe"])
     assert run_pipeline.train_parameters(args, 1)["model_overrides"] == {
-        "width_unit": 2, "local_merge": "mean", "initialization": "pytorch"}
+        "width_unit": 2, "local_merge": "mean", "initialization": "pytorch",
+        "feature_stack": "caffe"}
 
 
 # Each refused command line, and words its one parser error must carry.

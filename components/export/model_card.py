@@ -99,7 +99,8 @@ def render_card(meta: dict) -> str:
         f"- Network: crop {net['crop_size']}, width unit {net['width_unit']}, hidden units "
         f"{net['hidden_units']}, region layer {net['region_layer']}, attention refinement "
         f"{'on' if net['attention_refinement'] else 'off'}, {net['initial_attention']} initial attention, "
-        f"local AU branches merged by {net['local_merge']}",
+        f"local AU branches merged by {net['local_merge']}, "
+        f"{net.get('feature_stack', 'paper')} feature stacks",
         f"- AUs (output order): {', '.join(names)}",
         *([f"- Trained with RTATL's auxiliary tasks ({', '.join(net['auxiliary'])}) on "
            "unlabelled and training frames; their heads served training only and are not in "
