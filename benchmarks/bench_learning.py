@@ -134,10 +134,8 @@ def score_epochs(examples: Path, folder: Path) -> tuple[list[dict], object]:
 def markdown(rows, config, args) -> str:
     aus = list(rows[0]["f1"]) if rows else []
     lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
-             f"d = {config.hidden_units}, local {config.local_merge}"
-             f"{', ' + config.feature_stack + ' stacks' if hasattr(config, 'feature_stack') else ''}"
-             f"{', ' + config.initialization + ' init' if hasattr(config, 'initialization') else ''}"
-             f"), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x "
+             f"d = {config.hidden_units}, local {config.local_merge}, {config.feature_stack} "
+             f"stacks, {config.initialization} init), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x "
              f"{args.tasks} tasks x {args.frames} frames), fold 1 (test part 1); "
              f"{cpu_summary()}.", "",
              "| epoch | phase | lr | train img/s | avg F1 | landmark error | "

@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_network            # every mode, each in a fresh process
     python -m benchmarks.bench_network --quick    # tiny width and few steps: checks the script runs
+    python -m benchmarks.bench_network --modes train infer latency --feature_stacks paper,caffe
+                                                  # the two stack layouts, one after the other
 
 Modes: training images/s at batch 8 with the full objective; inference images/s at batch 32;
 latency at batch 1; the same with XLA and with bfloat16 mixed precision; the two forms of the
@@ -9,6 +11,8 @@ per-patch / per-AU convolutions side by side (forward and backward of one layer)
 training step of a freshly compiled model (tracing: paid at the start of every training phase),
 at the synthetic preset's size, as the trainer compiles it and with the optimiser left to Keras. Each mode runs
 in its own process so its peak resident memory is its own. Medians over the timed steps.
+--feature_stacks runs the train, infer and latency modes once per layout of the feature stacks
+(jaa_keras.config: the paper's, or the Caffe release's with a quarter of the arithmetic).
 """
 import argparse
 import json
@@ -20,10 +24,12 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import cpu_model
+from benchmarks.common import cpu_model, number_list
+from jaa_keras.config import FEATURE_STACKS
 
 MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency", "forms",
          "first_step", "first_step_keras_optimizer")
+NETWORK_MODES = ("train", "train_xla", "train_bf16", "infer", "infer_bf16", "latency")
 
 
 def median_seconds(step, repeats: int) -> float:
@@ -36,7 +42,7 @@ def median_seconds(step, repeats: int) -> float:
     return statistics.median(times)
 
 
-def network_mode(mode: str, quick: bool) -> dict:
+def network_mode(mode: str, quick: bool, feature_stack: str = "paper") -> dict:
     import keras
     import numpy as np
     import tensorflow as tf
@@ -47,7 +53,7 @@ def network_mode(mode: str, quick: bool) -> dict:
     if mode.endswith("bf16"):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     overrides = dict(width_unit=1, hidden_units=32) if quick else {}
-    model = jaa_keras.build_jaanet("bp4d", **overrides)
+    model = jaa_keras.build_jaanet("bp4d", feature_stack=feature_stack, **overrides)
     size, rng = model.config.crop_size, np.random.default_rng(0)
     repeats = 2 if quick or mode == "train_xla" else 10  # an XLA step on CPU takes minutes
     if mode.startswith("train"):
@@ -159,13 +165,13 @@ def first_step_mode(mode: str, quick: bool) -> dict:
             "weight_tensors": len(model.trainable_variables)}
 
 
-def run_child(mode: str, quick: bool) -> dict:
+def run_child(mode: str, quick: bool, feature_stack: str) -> dict:
     if mode == "forms":
         result = forms_mode(quick)
     elif mode.startswith("first_step"):
         result = first_step_mode(mode, quick)
     else:
-        result = network_mode(mode, quick)
+        result = network_mode(mode, quick, feature_stack)
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return result
 
@@ -180,18 +186,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--feature_stacks", type=number_list(str), default=["paper"],
+                        help="layouts of the feature stacks to time the network modes with: "
+                             "paper, caffe or both (paper,caffe)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = set(args.feature_stacks) - set(FEATURE_STACKS)
+    if unknown:
+        parser.error(f"--feature_stacks: {sorted(unknown)}; choose from {FEATURE_STACKS}")
     if args.child:
-        print(json.dumps(run_child(args.child, args.quick)))
+        print(json.dumps(run_child(args.child, args.quick, args.feature_stacks[0])))
         return
     results = {}
     for mode in args.modes:
-        command = [sys.executable, "-m", "benchmarks.bench_network", "--child", mode]
-        output = subprocess.run(command + (["--quick"] if args.quick else []), check=True,
-                                capture_output=True, text=True).stdout
-        results[mode] = json.loads(output.strip().splitlines()[-1])
-        print(mode, json.dumps(results[mode]), flush=True)
+        per_layout = args.feature_stacks if mode in NETWORK_MODES else ["paper"]
+        for layout in per_layout:
+            command = [sys.executable, "-m", "benchmarks.bench_network", "--child", mode,
+                       "--feature_stacks", layout] + (["--quick"] if args.quick else [])
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            name = mode if per_layout == ["paper"] else f"{mode} ({layout} stacks)"
+            results[name] = json.loads(output.strip().splitlines()[-1])
+            print(name, json.dumps(results[name]), flush=True)
     print(json.dumps({"machine": machine(), "quick": args.quick, "results": results}, indent=2))
 
 
