@@ -2,13 +2,15 @@
 
     python -m benchmarks.bench_first_steps [--learning_rates 0.01,0.003,0.001] [--steps 40]
                                            [--local_merge sum|mean]
+                                           [--feature_stack paper|caffe]
                                            [--output_dir artifacts/bench_first_steps]
 
 For each learning rate, the paper configuration (c = 8, crop 176, d = 512, local branches summed
-unless --local_merge mean, Caffe initialisation, the same initial weights for every rate) takes
---steps steps of the paper schedule's first phase (Nesterov, Caffe's bias multipliers, batch 9,
-lambda_align 0.5) on fold 1 of the default synthetic BP4D set, the same batches in the same
-order; every step's own losses (not running means) are recorded. Writes first_steps.json (every
+unless --local_merge mean, the paper's feature stacks unless --feature_stack caffe, Caffe
+initialisation, the same initial weights for every rate) takes --steps steps of the paper
+schedule's first phase (Nesterov, Caffe's bias multipliers, batch 9, lambda_align 0.5) on fold 1
+of the default synthetic BP4D set, the same batches in the same order; every step's own losses
+(not running means) are recorded. Writes first_steps.json (every
 step) and first_steps.md (the largest AU softmax loss and the landmark error at the end, per
 rate) into --output_dir.
 
@@ -77,7 +79,8 @@ def first_steps(args, examples: Path, learning_rate: float):
 
 def markdown(steps: list[dict], args) -> str:
     lines = [f"The paper configuration's first {args.steps} steps (local branches "
-             f"{args.local_merge}, the paper schedule's first phase, batch 9, seed {args.seed}) "
+             f"{args.local_merge}, {args.feature_stack} feature stacks, the paper schedule's "
+             f"first phase, batch 9, seed {args.seed}) "
              f"on fold 1 of the synthetic BP4D set ({args.subjects} x {args.tasks} x "
              f"{args.frames}); {cpu_summary()}.", "",
              "| first lr | AU softmax loss: step 1, largest (at step) | landmark error: step 1, "
