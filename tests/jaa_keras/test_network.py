@@ -355,20 +355,22 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path, overrides):
         np.testing.assert_array_equal(restored(images, training=False)[key], value)
 
 
-def test_a_model_saved_before_the_initialization_field_loads(tmp_path):
+def test_a_model_saved_before_the_initialization_and_stack_fields_loads(tmp_path):
     model = jaa_keras.build_jaanet("disfa", **TINY, initialization="keras")
     path = tmp_path / "old model.keras"
     model.save(path)
-    with zipfile.ZipFile(path) as archive:  # rewrite it as saved before the field existed
+    with zipfile.ZipFile(path) as archive:  # rewrite it as saved before the fields existed
         files = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(files["config.json"])
     del config["config"]["config"]["initialization"]
+    del config["config"]["config"]["feature_stack"]
     files["config.json"] = json.dumps(config).encode()
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     restored = keras.models.load_model(path)
     assert restored.config.initialization == "keras"  # what drew the weights of such models
+    assert restored.config.feature_stack == "paper"   # the only stacks there were
     images = np.random.default_rng(8).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_array_equal(restored(images)["landmarks"], model(images)["landmarks"])
 
