@@ -17,7 +17,7 @@ class FeatureStack(layers.Layer):
     `layout` "paper": every convolution has stride 1 and the poolings round down, as the paper's
     text (P(l/4, l/4, 3c), ...) and the PyTorch release have it (44 -> 5 at crop 176). "caffe": the
     first convolution has stride 2 and the poolings round up, as in the Caffe release's
-    BP4D_train_val.prototxt (conv31 stride 2 pad 1; Caffe's pooling rounds up): 44 -> 3.
+    BP4D_train_val.prototxt (conv31: stride 2, padding 1): 44 -> 3.
     `groups` > 1: that many independent stacks side by side, one per channel group of the input
     (the local AU branches, one group per AU); every weight then holds the groups one after
     another on its last axis, and each group's kernel is drawn as its own stack's would be.
