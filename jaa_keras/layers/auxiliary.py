@@ -89,12 +89,12 @@ class InpaintingDecoder(_ConvBlocks):
 
 @keras.saving.register_keras_serializable(package="jaa_keras")
 class FlowHead(_ConvBlocks):
-    """Global features (B, crop/32, crop/32, 20c) -> flow (B, output_size, output_size, 2), the
+    """Global features (B, s, s, 20c) -> flow (B, output_size, output_size, 2), the
     displacement (dx, dy) in crop pixels of each crop/4 cell towards a nearby frame.
 
     A 3x3 conv-BN-ReLU per entry of `channels`; the first one's output is resized bilinearly to
-    exactly `output_size` (crop/4: the global map's side is floored, 5 at crop 176, so no power
-    of two reaches 44), the others keep that size; then a 3x3 convolution to (dx, dy), linear,
+    exactly `output_size` (crop/4: the global map's side s is 5 at crop 176, 3 with the Caffe
+    release's stacks, so no power of two reaches 44), the others keep that size; then a 3x3 convolution to (dx, dy), linear,
     in float32. `initialization`: how the convolution weights are drawn.
     """
 
