@@ -10,9 +10,8 @@ unless --local_merge mean, the paper's feature stacks unless --feature_stack caf
 initialisation, the same initial weights for every rate) takes --steps steps of the paper
 schedule's first phase (Nesterov, Caffe's bias multipliers, batch 9, lambda_align 0.5) on fold 1
 of the default synthetic BP4D set, the same batches in the same order; every step's own losses
-(not running means) are recorded. Writes first_steps.json (every
-step) and first_steps.md (the largest AU softmax loss and the landmark error at the end, per
-rate) into --output_dir.
+(not running means) are recorded. Writes first_steps.json (every step) and first_steps.md (the
+largest AU softmax loss and the landmark error at the end, per rate) into --output_dir.
 
 A first learning rate that is too large shows in the first few steps: the AU softmax loss, about
 0.7-1.3 at initialisation, jumps by orders of magnitude, and the shared layers then lose what

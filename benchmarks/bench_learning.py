@@ -61,10 +61,11 @@ def parse_args(argv=None):
 def add_network_flags(p: argparse.ArgumentParser):
     """The flags model_overrides reads: the local branches' merge, the feature stacks' layout,
     and shrinking for checks."""
-    p.add_argument("--local_merge", choices=("sum", "mean"), default="sum",
+    from jaa_keras.config import FEATURE_STACKS, LOCAL_MERGES
+    p.add_argument("--local_merge", choices=LOCAL_MERGES, default="sum",
                    help="how the local AU branches merge: the paper's sum (default) or the "
                         "PyTorch release's mean")
-    p.add_argument("--feature_stack", choices=("paper", "caffe"), default="paper",
+    p.add_argument("--feature_stack", choices=FEATURE_STACKS, default="paper",
                    help="the feature stacks' layout: the paper's text (default; 5x5 outputs) "
                         "or the Caffe release's (first convolution of stride 2; 3x3 outputs)")
     for name in ("width_unit", "crop_size", "hidden_units"):
@@ -135,8 +136,9 @@ def markdown(rows, config, args) -> str:
     aus = list(rows[0]["f1"]) if rows else []
     lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
              f"d = {config.hidden_units}, local {config.local_merge}, {config.feature_stack} "
-             f"stacks, {config.initialization} init), paper schedule{_changes(args)}, synthetic BP4D ({args.subjects} subjects x "
-             f"{args.tasks} tasks x {args.frames} frames), fold 1 (test part 1); "
+             f"stacks, {config.initialization} init), paper schedule{_changes(args)}, "
+             f"synthetic BP4D ({args.subjects} subjects x {args.tasks} tasks x {args.frames} "
+             f"frames), fold 1 (test part 1); "
              f"{cpu_summary()}.", "",
              "| epoch | phase | lr | train img/s | avg F1 | landmark error | "
              + " | ".join(aus) + " |",
