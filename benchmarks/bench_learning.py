@@ -3,7 +3,7 @@
     python -m benchmarks.bench_learning [--subjects 36] [--tasks 4] [--frames 13]
                                         [--epochs 8,2,2] [--learning_rates 0.01,0.001,0.001]
                                         [--lr_decay_every 2] [--local_merge sum|mean]
-                                        [--feature_stack paper|caffe]
+                                        [--feature_stack paper|caffe] [--feature_probe]
                                         [--output_dir artifacts/bench_learning]
 
 The paper's network (c = 8, crop 176, d = 512, local branches summed, the authors' Caffe
@@ -20,6 +20,11 @@ steps of 9, where an epoch of the synthetic set is ~140 steps. At the paper's fi
 the summed AU head blows up within a few steps on this set (bench_first_steps); the run that
 reaches the issue's targets (held-out F1 0.811, landmark error 0.044; BENCHMARKS.md) is
 --epochs 8,1,4 --learning_rates 0.003,0.001,0.001 --lr_decay_every 4, about 1 h 50 min on 2 cores.
+
+--feature_probe adds, per epoch, the held-out F1 of a linear probe of the features the AU head
+reads (a ridge fit on every third training face): how much AU information the features hold,
+whatever the head makes of it. It tells a head that has stopped answering from features that
+have stopped learning.
 
 --width_unit / --crop_size / --hidden_units shrink the network for a quick check of the script
 itself; the figures of interest are at the paper's size (the default).
@@ -54,6 +59,8 @@ def parse_args(argv=None):
                    help="epochs between the x 0.3 learning-rate steps (default 2)")
     p.add_argument("--batch_size", type=int, default=9)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--feature_probe", action="store_true",
+                   help="also score a linear probe of the AU head's inputs at every epoch")
     add_network_flags(p)
     return p.parse_args(argv)
 
@@ -111,9 +118,9 @@ def train(args, examples: Path, root: Path) -> Path:
     return folder
 
 
-def score_epochs(examples: Path, folder: Path) -> tuple[list[dict], object]:
-    """Every epoch's checkpoint scored on the held-out part 1, merged with its history entry;
-    and the trained network's JaaNetConfig."""
+def score_epochs(examples: Path, folder: Path, probe: bool) -> tuple[list[dict], object]:
+    """Every epoch's checkpoint scored on the held-out part 1, merged with its history entry
+    (with `probe`, also feature_probe_f1's); and the trained network's JaaNetConfig."""
     from components.base import read_json
     from components.train.trainer import load_checkpoint_weights
     from jaa_keras import JaaNetConfig, build_jaanet
@@ -129,24 +136,69 @@ def score_epochs(examples: Path, folder: Path) -> tuple[list[dict], object]:
                      "train_images_per_s": entry["images_per_s"], "mean_f1": scores["mean_f1"],
                      "f1": {f"AU{a:02d}": round(f, 4) for a, f in zip(config.aus, scores["au_f1"])},
                      "landmark_mean_error": scores["landmark_mean_error"]})
+        if probe:
+            rows[-1]["probe_f1"] = feature_probe_f1(model, examples)
     return rows, config
+
+
+# On features standardised over the training faces. 10 and 1,000 ranked the checkpoints of two
+# runs (first lr 0.01 and 0.003, epochs 1 and 4) in the same order.
+PROBE_RIDGE = 100.0
+
+
+def feature_probe_f1(model, examples: Path) -> float:
+    """Held-out (part 1) average F1 of a ridge regression from the AU head's inputs to each AU's
+    label (+1 present, -1 absent; present where the score is > 0), fitted on every third training
+    face of fold 1 (parts 2 and 3, centre crops)."""
+    import numpy as np
+    from jaa_keras.metrics import au_detection_scores
+    from schemas.example import UNKNOWN_LABEL
+    train_x, train_y = _head_inputs(model, examples, [2, 3], every=3)
+    test_x, test_y = _head_inputs(model, examples, [1])
+    mean, spread = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
+    train_x, test_x = (train_x - mean) / spread, (test_x - mean) / spread
+    targets = np.where(train_y == 1, 1.0, -1.0) * (train_y != UNKNOWN_LABEL)
+    offset = targets.mean(axis=0)
+    # The dual form: a few hundred faces against thousands of features.
+    dual = np.linalg.solve(train_x @ train_x.T + PROBE_RIDGE * np.eye(len(train_x)),
+                           targets - offset)
+    scores = test_x @ (train_x.T @ dual) + offset
+    return float(au_detection_scores(test_y, (scores > 0).astype(np.float32))["mean_f1"])
+
+
+def _head_inputs(model, examples: Path, parts, every: int = 1):
+    """(the AU head's inputs flattened (N, features) float64, AU labels (N, n_au)) of `parts`."""
+    import numpy as np
+    from components.train import input_pipeline as ip
+    faces = ip.make_dataset(ip.part_files(examples, parts), model.config.num_aus,
+                            model.config.crop_size, training=False, batch_size=32)
+    if every > 1:
+        faces = faces.unbatch().shard(every, 0).batch(32)
+    inputs, labels = [], []
+    for images, y in faces:
+        inputs.append(np.asarray(model.au_head_inputs(images), np.float64).reshape(len(images), -1))
+        labels.append(np.asarray(y["au"]))
+    return np.concatenate(inputs), np.concatenate(labels)
 
 
 def markdown(rows, config, args) -> str:
     aus = list(rows[0]["f1"]) if rows else []
+    probed = bool(rows) and "probe_f1" in rows[0]
     lines = [f"Paper configuration (c = {config.width_unit}, crop {config.crop_size}, "
              f"d = {config.hidden_units}, local {config.local_merge}, {config.feature_stack} "
              f"stacks, {config.initialization} init), paper schedule{_changes(args)}, "
              f"synthetic BP4D ({args.subjects} subjects x {args.tasks} tasks x {args.frames} "
              f"frames), fold 1 (test part 1); "
              f"{cpu_summary()}.", "",
-             "| epoch | phase | lr | train img/s | avg F1 | landmark error | "
+             "| epoch | phase | lr | train img/s | avg F1 | "
+             + ("feature probe F1 | " if probed else "") + "landmark error | "
              + " | ".join(aus) + " |",
-             "|" + "---|" * (6 + len(aus))]
+             "|" + "---|" * (6 + probed + len(aus))]
     for r in rows:
         lines.append(f"| {r['epoch']} | {r['phase']} | {r['learning_rate']:.3g} | "
                      f"{r['train_images_per_s']:.2f} | {r['mean_f1']:.3f} | "
-                     f"{r['landmark_mean_error']:.4f} | "
+                     + (f"{r['probe_f1']:.3f} | " if probed else "")
+                     + f"{r['landmark_mean_error']:.4f} | "
                      + " | ".join(f"{r['f1'][a]:.2f}" for a in aus) + " |")
     return "\n".join(lines) + "\n"
 
@@ -166,6 +218,10 @@ def plot(rows, path: Path):
     epochs = [r["epoch"] for r in rows]
     fig, left = plt.subplots(figsize=(7, 4))
     left.plot(epochs, [r["mean_f1"] for r in rows], "o-", color="tab:blue", label="average F1")
+    if rows and "probe_f1" in rows[0]:
+        left.plot(epochs, [r["probe_f1"] for r in rows], "^:", color="tab:blue",
+                  label="feature probe F1")
+        left.legend(loc="center right")
     left.set_xlabel("epoch")
     left.set_ylabel("held-out average F1", color="tab:blue")
     left.set_ylim(0, 1)
@@ -183,7 +239,7 @@ def main(argv=None):
     root = output_folder(args.output_dir)
     examples = preprocess(args, root)
     folder = train(args, examples, root)
-    rows, config = score_epochs(examples, folder)
+    rows, config = score_epochs(examples, folder, args.feature_probe)
     (root / "learning.json").write_text(json.dumps(rows, indent=2))
     table = markdown(rows, config, args)
     plot(rows, root / "learning_curve.png")

@@ -121,6 +121,14 @@ class JaaNet(keras.Model):
         return self.region2(self.region1(images, training=training), training=training)
 
     def _supervised_outputs(self, features, training, global_features=None):
+        head_inputs, landmarks, attention = self._au_head_inputs(features, training,
+                                                                 global_features)
+        au_logit, au_probability = self.au_head(head_inputs)
+        return {"au_probability": au_probability, "au_logit": au_logit, "landmarks": landmarks,
+                **attention}
+
+    def _au_head_inputs(self, features, training, global_features=None):
+        """(the AU head's input, landmarks, the attention outputs without "local")."""
         alignment = self.alignment_features(features, training=training)
         landmarks = self.alignment_head(alignment)
         attention = self.attention(features, landmarks, training=training)
@@ -129,10 +137,14 @@ class JaaNet(keras.Model):
             # Here, after the attention: layers draw their weights in the order of their first
             # call, and a network's initial weights for a seed stay what they were.
             global_features = self.global_features(features, training=training)
-        au_logit, au_probability = self.au_head(
-            ops.concatenate([alignment, global_features, local], axis=-1))
-        return {"au_probability": au_probability, "au_logit": au_logit, "landmarks": landmarks,
-                **attention}
+        return ops.concatenate([alignment, global_features, local], axis=-1), landmarks, attention
+
+    def au_head_inputs(self, images):
+        """What the AU head reads for `images`, in inference mode: the alignment, global and
+        merged local features, concatenated (B, h, w, 3 * 160). A probe fitted on them tells how
+        much AU information the features hold, whatever the head makes of it
+        (benchmarks.bench_learning --feature_probe)."""
+        return self._au_head_inputs(self._region_features(images, False), False)[0]
 
     def _build_heads(self):
         """Build the auxiliary heads that a tensor call does not run (build_jaanet's first call, a

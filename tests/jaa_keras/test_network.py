@@ -109,6 +109,14 @@ def test_outputs_for_a_176_batch(bp4d_full):
     np.testing.assert_allclose(outputs["attention"], tf.sigmoid(outputs["attention_logit"]), atol=1e-6)
 
 
+def test_au_head_inputs_are_what_the_head_turns_into_the_au_outputs(bp4d_full):
+    faces, _ = synthetic_faces(2, 176)
+    inputs = bp4d_full.au_head_inputs(faces)
+    assert tuple(inputs.shape) == (2, 5, 5, 3 * 160)  # alignment, global, summed local stacks
+    logit, _ = bp4d_full.au_head(inputs)
+    np.testing.assert_allclose(logit, bp4d_full(faces, training=False)["au_logit"], atol=1e-5)
+
+
 # -- the authors' initialisation ----------------------------------------------------------------
 
 def test_paper_network_starts_with_unsaturated_au_outputs(bp4d_full):
