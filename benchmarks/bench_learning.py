@@ -37,7 +37,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from benchmarks.common import cpu_summary, held_out_scores, number_list, output_folder, write_table
+from benchmarks.common import (centre_crops, cpu_summary, held_out_scores, number_list,
+                               output_folder, write_table)
 from pipeline.synthetic import SyntheticSpec
 
 
@@ -170,9 +171,7 @@ def feature_probe_f1(model, examples: Path) -> float:
 def _head_inputs(model, examples: Path, parts, every: int = 1):
     """(the AU head's inputs flattened (N, features) float64, AU labels (N, n_au)) of `parts`."""
     import numpy as np
-    from components.train import input_pipeline as ip
-    faces = ip.make_dataset(ip.part_files(examples, parts), model.config.num_aus,
-                            model.config.crop_size, training=False, batch_size=32)
+    faces = centre_crops(model, examples, parts)
     if every > 1:
         faces = faces.unbatch().shard(every, 0).batch(32)
     inputs, labels = [], []

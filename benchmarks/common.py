@@ -34,13 +34,18 @@ def output_folder(path: str) -> Path:
     return folder
 
 
+def centre_crops(model, examples: Path, parts):
+    """The examples of `parts` as the evaluate stage sees them: centre crops for `model`, in
+    batches of 32, in file order."""
+    from components.train import input_pipeline as ip
+    return ip.make_dataset(ip.part_files(examples, parts), model.config.num_aus,
+                           model.config.crop_size, training=False, batch_size=32)
+
+
 def held_out_scores(model, examples: Path) -> dict:
     """The model's scores on fold 1's held-out part 1 (centre crops), in the model's precision."""
-    from components.train import input_pipeline as ip
     from components.train.trainer import evaluate_model
-    test = ip.make_dataset(ip.part_files(examples, [1]), model.config.num_aus,
-                           model.config.crop_size, training=False, batch_size=32)
-    return evaluate_model(model, test)
+    return evaluate_model(model, centre_crops(model, examples, [1]))
 
 
 def record_runs(runs: Iterable[dict], path: Path) -> list[dict]:
