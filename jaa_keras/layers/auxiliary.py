@@ -94,8 +94,9 @@ class FlowHead(_ConvBlocks):
 
     A 3x3 conv-BN-ReLU per entry of `channels`; the first one's output is resized bilinearly to
     exactly `output_size` (crop/4: the global map's side s is 5 at crop 176, 3 with the Caffe
-    release's stacks, so no power of two reaches 44), the others keep that size; then a 3x3 convolution to (dx, dy), linear,
-    in float32. `initialization`: how the convolution weights are drawn.
+    release's stacks, so no power of two reaches 44), the others keep that size; then a 3x3
+    convolution to (dx, dy), linear, in float32. `initialization`: how the convolution weights
+    are drawn.
     """
 
     def __init__(self, output_size: int, channels=(64, 32), initialization: str = "caffe",
