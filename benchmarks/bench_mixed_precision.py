@@ -1,81 +1,141 @@
 """Does --mixed_precision cost F1? The default run's training in float32 and mixed, seed by seed.
 
-    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2]
+    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2] [--nudge_ulps 1]
                                                [--output_dir artifacts/bench_mixed_precision]
 
 The default synthetic set is preprocessed once. For every seed, the synthetic preset's network is
-trained on fold 1 (parts 2 and 3) through the train stage twice, in float32 and with
-`mixed_precision` (float16 on a GPU, bfloat16 on a CPU), and each model is scored on the held-out
-part 1 in the precision it was trained in, as the evaluate stage scores it. The seed fixes the
-initial weights and the batches, so each pair differs only in precision; float32 alone spreads
-over a few hundredths between seeds, which is why the comparison is paired. Writes
-mixed_precision.json (every run) and mixed_precision.md (the pairs, the mean paired difference
-and its standard error; the table for BENCHMARKS.md) into --output_dir. The stages are cached: a
-killed benchmark started again redoes only the runs that did not finish.
+trained on fold 1 (parts 2 and 3) through the train stage three times, and each model is scored on
+the held-out part 1 in the precision it was trained in, as the evaluate stage scores it:
+  float32  the default run;
+  nudged   the same float32 run, restarted after its first epoch with every weight moved by
+           --nudge_ulps units in the last place (about 6e-8 of its value each), up or down at
+           random: how far arithmetic noise alone carries the result. The train stage resumes it
+           as it resumes a killed run, so --nudge_ulps 0 must give exactly the float32 run's scores;
+  mixed    `mixed_precision` (float16 on a GPU, bfloat16 on a CPU, whose rounding is 2^16 times
+           coarser than float32's).
+The seed fixes the initial weights and the batches, so each run differs from its float32 twin only
+in its arithmetic; float32 alone spreads over a few hundredths between seeds, which is why the
+comparison is paired. Writes mixed_precision.json (every run) and mixed_precision.md (the
+differences from float32, their mean and standard error and their typical size; the table for
+BENCHMARKS.md) into --output_dir. The stages are cached: a killed benchmark started again redoes
+only the runs that did not finish.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.bench_learning import preprocess
 from benchmarks.common import (
     cpu_summary, held_out_scores, number_list, output_folder, record_runs, write_table)
 from pipeline.synthetic import SyntheticSpec
 
-PRECISIONS = {"float32": False, "mixed": True}   # name -> the train stage's mixed_precision
+RUNS = {"float32": False, "nudged": False, "mixed": True}   # name -> the stage's mixed_precision
+NUDGED_AFTER = 1   # the float32 run's epoch whose checkpoint the nudged run starts from
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output_dir", default="artifacts/bench_mixed_precision")
     p.add_argument("--seeds", type=number_list(int), default=[0, 1, 2])
+    p.add_argument("--nudge_ulps", type=int, default=1,
+                   help="units in the last place each weight of the nudged run moves (0: none)")
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
     p.add_argument("--tasks", type=int, default=SyntheticSpec.tasks)
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames)
     return p.parse_args(argv)
 
 
-def train_and_score(examples: Path, root: Path, precision: str, seed: int) -> dict:
+def run_folder(root: Path, run: str, seed: int, nudge_ulps: int) -> Path:
+    name = f"nudged{nudge_ulps}" if run == "nudged" else run
+    return root / "models" / f"{name}-seed{seed}"
+
+
+def train_and_score(examples: Path, root: Path, run: str, seed: int, nudge_ulps: int) -> dict:
     from components.base import read_json, run_stage
     from components.evaluate.model_io import load_model
     from components.train.component import TRAIN
-    folder = root / "models" / f"{precision}-seed{seed}"
+    folder = run_folder(root, run, seed, nudge_ulps)
+    if run == "nudged" and not folder.exists():
+        nudged_restart(run_folder(root, "float32", seed, nudge_ulps), folder, nudge_ulps, seed)
     started = time.perf_counter()
     result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": folder},
                        parameters={"dataset": "synthetic", "fold": 1, "seed": seed, "verbose": 0,
-                                   "mixed_precision": PRECISIONS[precision]})
+                                   "mixed_precision": RUNS[run],
+                                   # the float32 run keeps the checkpoint the nudged run starts from
+                                   "keep_checkpoints": 100})
     scores = held_out_scores(load_model(folder), examples)
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
-    return {"precision": precision, "seed": seed, "mean_f1": scores["mean_f1"],
+    return {"run": run, "seed": seed, "mean_f1": scores["mean_f1"],
             "landmark_mean_error": scores["landmark_mean_error"],
-            "train_seconds": summary["seconds"], "status": result.status,
-            "wall_seconds": round(time.perf_counter() - started, 1)}
+            "train_seconds": summary["seconds"], "epochs_trained": summary["epochs_run_now"],
+            "status": result.status, "wall_seconds": round(time.perf_counter() - started, 1),
+            **({"nudge_ulps": nudge_ulps} if run == "nudged" else {})}
+
+
+def nudged_restart(float32_run: Path, folder: Path, ulps: int, seed: int):
+    """`folder` as the train stage leaves a run killed after epoch NUDGED_AFTER: the float32 run's
+    checkpoint of that epoch, every weight moved by `ulps` units in the last place in a random
+    direction, and a started record with the float32 run's cache key (so the stage resumes it)."""
+    from components.base import read_json, write_json_atomic
+    from components.base.artifact import COMPLETION_FILE, STARTED_FILE
+    from components.train.trainer import CHECKPOINT_WEIGHTS
+    record = read_json(float32_run / COMPLETION_FILE, "train record")
+    checkpoint = Path("checkpoints") / f"epoch-{NUDGED_AFTER:03d}"
+    building = folder.with_name(f".{folder.name}")
+    shutil.rmtree(building, ignore_errors=True)
+    shutil.copytree(float32_run / checkpoint, building / checkpoint)
+    directions = np.random.default_rng(seed)
+    with np.load(building / checkpoint / CHECKPOINT_WEIGHTS) as saved:
+        weights = {name: saved[name] for name in saved.files}
+    for name, value in weights.items():
+        if value.dtype.kind == "f":
+            step = ulps * np.spacing(np.abs(value)) * directions.choice([-1, 1], value.shape)
+            weights[name] = (value + step.astype(value.dtype)).astype(value.dtype)
+    np.savez(building / checkpoint / CHECKPOINT_WEIGHTS, **weights)
+    write_json_atomic(building / STARTED_FILE, {
+        key: record[key] for key in ("stage", "cache_key", "parameters", "identity", "inputs")}
+        | {"started_at": record["timings"]["started_at"]})
+    building.rename(folder)
 
 
 def markdown(runs: list[dict], args) -> str:
-    by_key = {(r["precision"], r["seed"]): r for r in runs}
-    seeds = [s for s in args.seeds if all((p, s) in by_key for p in PRECISIONS)]
+    by_key = {(r["run"], r["seed"]): r for r in runs}
+    seeds = [s for s in args.seeds if all((run, s) in by_key for run in RUNS)]
+    nudged = f"float32 nudged {args.nudge_ulps} ulp"
     lines = [f"Held-out average F1 / landmark mean error (fold 1, part 1), the default run's "
              f"training (synthetic preset; synthetic BP4D {args.subjects} subjects x {args.tasks} "
-             f"tasks x {args.frames} frames); {cpu_summary()}.", "",
-             "| seed | float32 | mixed precision | difference | train s float32 / mixed |",
-             "|---|---|---|---|---|"]
-    differences = []
+             f"tasks x {args.frames} frames); {cpu_summary()}. The nudged run is the float32 run "
+             f"restarted after epoch {NUDGED_AFTER} with every weight moved by {args.nudge_ulps} "
+             f"unit(s) in the last place.", "",
+             f"| seed | float32 | {nudged} | mixed precision | {nudged} - float32 "
+             f"| mixed - float32 | train s float32 / mixed |",
+             "|---|---|---|---|---|---|---|"]
+    differences = {"nudged": [], "mixed": []}
     for seed in seeds:
-        single, mixed = by_key["float32", seed], by_key["mixed", seed]
-        differences.append(mixed["mean_f1"] - single["mean_f1"])
-        lines.append(f"| {seed} | {single['mean_f1']:.3f} / {single['landmark_mean_error']:.3f} "
-                     f"| {mixed['mean_f1']:.3f} / {mixed['landmark_mean_error']:.3f} "
-                     f"| {differences[-1]:+.3f} "
-                     f"| {single['train_seconds']:.0f} / {mixed['train_seconds']:.0f} |")
-    if len(differences) > 1:
-        error = statistics.stdev(differences) / math.sqrt(len(differences))
-        lines += ["", f"Mean paired difference (mixed - float32) over {len(differences)} seeds: "
-                      f"{statistics.mean(differences):+.3f}, standard error {error:.3f}."]
+        single = by_key["float32", seed]
+        cells = []
+        for run in ("nudged", "mixed"):
+            differences[run].append(by_key[run, seed]["mean_f1"] - single["mean_f1"])
+            cells.append(f"{differences[run][-1]:+.3f}")
+        lines.append(f"| {seed} | " + " | ".join(
+            f"{by_key[run, seed]['mean_f1']:.3f} / {by_key[run, seed]['landmark_mean_error']:.3f}"
+            for run in RUNS) + f" | {' | '.join(cells)} "
+            f"| {single['train_seconds']:.0f} / {by_key['mixed', seed]['train_seconds']:.0f} |")
+    if len(seeds) > 1:
+        lines.append("")
+        for run, label in (("nudged", nudged), ("mixed", "mixed precision")):
+            d = differences[run]
+            lines.append(f"{label} - float32 over {len(d)} seeds: mean {statistics.mean(d):+.3f}, "
+                         f"standard error {statistics.stdev(d) / math.sqrt(len(d)):.3f}, "
+                         f"root mean square {math.sqrt(statistics.mean(x * x for x in d)):.3f}, "
+                         f"within 0.02 in {sum(abs(x) <= 0.02 for x in d)} of {len(d)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -83,9 +143,10 @@ def main(argv=None):
     args = parse_args(argv)
     root = output_folder(args.output_dir)
     examples = preprocess(args, root)
-    runs = record_runs((train_and_score(examples, root, precision, seed)
-                        # pair by pair: a benchmark cut short still compares like with like
-                        for seed in args.seeds for precision in PRECISIONS),
+    runs = record_runs((train_and_score(examples, root, run, seed, args.nudge_ulps)
+                        # seed by seed, float32 first: the nudged run starts from its checkpoint,
+                        # and a benchmark cut short still compares like with like
+                        for seed in args.seeds for run in RUNS),
                        root / "mixed_precision.json")
     write_table(markdown(runs, args), root / "mixed_precision.md", root / "mixed_precision.json")
     return runs
