@@ -160,6 +160,54 @@ def test_mixed_precision_trains_on_a_cpu(examples, tmp_path, caplog):
     assert all(np.all(np.isfinite(w)) for w in weights)
 
 
+def test_float16_step_on_a_gpu_policy_moves_the_weights_as_float32_does(examples):
+    # On a GPU --mixed_precision is float16, whose gradients need loss scaling: Keras wraps the
+    # optimiser when the model is compiled, the training step scales the loss and the wrapper
+    # unscales the gradients. Forgetting either side (a custom train step, an optimiser that
+    # bypasses the wrapper) would move the weights 128x too far or too little here. No GPU in CI,
+    # so the GPU's policy runs on the CPU, one step of the trainer's optimiser and loss.
+    import keras
+    from components.train import input_pipeline as ip
+    from components.train.executor import model_config_for
+    from components.train.schedule import optimizer_for
+    from jaa_keras import build_jaanet
+    from jaa_keras.losses import JaaNetLoss
+    from jaa_keras.model import global_dtype_policy
+    config = model_config_for("synthetic", "synthetic", TINY)
+    images, labels = next(iter(ip.make_dataset(ip.part_files(examples, [2, 3]), config.num_aus,
+                                               config.crop_size, training=False, batch_size=8)))
+    phase = build_schedule("paper", "synthetic")[0]
+    steps = {}
+    for policy in ("float32", "mixed_float16"):
+        with global_dtype_policy(policy):
+            model = build_jaanet(config)
+            if policy == "float32":
+                start = model.get_weights()
+            model.set_weights(start)
+            model.compile(optimizer=optimizer_for(phase),
+                          objective=JaaNetLoss(config, np.ones(config.num_aus, np.float32)))
+            if policy == "mixed_float16":
+                assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+                # Small enough not to overflow float16 on the first step (from 2^15 it would
+                # skip steps, halving the scale each time, as it is meant to).
+                model.optimizer.dynamic_scale.assign(128.0)
+            model.train_on_batch(images, labels)
+            steps[policy] = {v.path: np.asarray(v) - w for v, w in zip(model.weights, start)
+                             if v.trainable}
+    single, half = steps["float32"], steps["mixed_float16"]
+
+    def agreement(names):
+        a = np.concatenate([single[n].ravel() for n in names])
+        b = np.concatenate([half[n].ravel() for n in names])
+        return a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), np.linalg.norm(b) / np.linalg.norm(a)
+
+    cosine, ratio = agreement(list(single))
+    assert cosine > 0.95 and 0.9 < ratio < 1.1, (cosine, ratio)
+    for head in ("au_head", "alignment_head", "attention/refine"):
+        cosine, ratio = agreement([n for n in single if f"/{head}/" in n and "kernel" in n])
+        assert cosine > 0.95 and 0.9 < ratio < 1.1, (head, cosine, ratio)
+
+
 KILLED_RUN = textwrap.dedent("""
     import sys
     from components.base import run_stage
