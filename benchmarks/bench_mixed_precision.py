@@ -1,24 +1,25 @@
 """Does --mixed_precision cost F1? The default run's training in float32 and mixed, seed by seed.
 
-    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2] [--nudge_ulps 1]
+    python -m benchmarks.bench_mixed_precision [--seeds 0,1,2] [--nudge_ulps 1,16384]
                                                [--output_dir artifacts/bench_mixed_precision]
 
 The default synthetic set is preprocessed once. For every seed, the synthetic preset's network is
-trained on fold 1 (parts 2 and 3) through the train stage three times, and each model is scored on
-the held-out part 1 in the precision it was trained in, as the evaluate stage scores it:
-  float32  the default run;
-  nudged   the same float32 run, restarted after its first epoch with every weight moved by
-           --nudge_ulps units in the last place (about 6e-8 of its value each), up or down at
-           random: how far arithmetic noise alone carries the result. The train stage resumes it
-           as it resumes a killed run, so --nudge_ulps 0 must give exactly the float32 run's scores;
-  mixed    `mixed_precision` (float16 on a GPU, bfloat16 on a CPU, whose rounding is 2^16 times
-           coarser than float32's).
+trained on fold 1 (parts 2 and 3) through the train stage, and each model is scored on the
+held-out part 1 in the precision it was trained in, as the evaluate stage scores it:
+  float32   the default run;
+  nudged<u> for each u of --nudge_ulps: the same float32 run, restarted after its first epoch with
+            every weight moved by u units in the last place, up or down at random (1 ulp: 6e-8
+            to 1.2e-7 of the weight; 16384 = 2^14: 1e-3 to 2e-3, a typical bfloat16 rounding
+            error, as bfloat16's ulp is 2^16 float32 ulps): how far a perturbation of that size
+            alone carries the result. The train stage resumes it as it resumes a killed run, so --nudge_ulps 0
+            gives exactly the float32 run's scores;
+  mixed     `mixed_precision` (float16 on a GPU, bfloat16 on a CPU).
 The seed fixes the initial weights and the batches, so each run differs from its float32 twin only
 in its arithmetic; float32 alone spreads over a few hundredths between seeds, which is why the
 comparison is paired. Writes mixed_precision.json (every run) and mixed_precision.md (the
 differences from float32, their mean and standard error and their typical size; the table for
 BENCHMARKS.md) into --output_dir. The stages are cached: a killed benchmark started again redoes
-only the runs that did not finish.
+only the runs that did not finish, and a new --nudge_ulps value trains only its own runs.
 """
 from __future__ import annotations
 
@@ -36,47 +37,50 @@ from benchmarks.common import (
     cpu_summary, held_out_scores, number_list, output_folder, record_runs, write_table)
 from pipeline.synthetic import SyntheticSpec
 
-RUNS = {"float32": False, "nudged": False, "mixed": True}   # name -> the stage's mixed_precision
-NUDGED_AFTER = 1   # the float32 run's epoch whose checkpoint the nudged run starts from
+NUDGED_AFTER = 1   # the float32 run's epoch whose checkpoint a nudged run starts from
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output_dir", default="artifacts/bench_mixed_precision")
     p.add_argument("--seeds", type=number_list(int), default=[0, 1, 2])
-    p.add_argument("--nudge_ulps", type=int, default=1,
-                   help="units in the last place each weight of the nudged run moves (0: none)")
+    p.add_argument("--nudge_ulps", type=number_list(int), default=[1],
+                   help="units in the last place each weight of a nudged run moves, one nudged "
+                        "run per value (0: none)")
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
     p.add_argument("--tasks", type=int, default=SyntheticSpec.tasks)
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames)
     return p.parse_args(argv)
 
 
-def run_folder(root: Path, run: str, seed: int, nudge_ulps: int) -> Path:
-    name = f"nudged{nudge_ulps}" if run == "nudged" else run
-    return root / "models" / f"{name}-seed{seed}"
+def run_names(args) -> list[str]:
+    """Seed by seed in this order: float32 first, as the nudged runs start from its checkpoint."""
+    return ["float32", *(f"nudged{ulps}" for ulps in args.nudge_ulps), "mixed"]
 
 
-def train_and_score(examples: Path, root: Path, run: str, seed: int, nudge_ulps: int) -> dict:
+def nudge_of(run: str) -> int | None:
+    return int(run.removeprefix("nudged")) if run.startswith("nudged") else None
+
+
+def train_and_score(examples: Path, root: Path, run: str, seed: int) -> dict:
     from components.base import read_json, run_stage
     from components.evaluate.model_io import load_model
     from components.train.component import TRAIN
-    folder = run_folder(root, run, seed, nudge_ulps)
-    if run == "nudged" and not folder.exists():
-        nudged_restart(run_folder(root, "float32", seed, nudge_ulps), folder, nudge_ulps, seed)
+    folder = root / "models" / f"{run}-seed{seed}"
+    if nudge_of(run) is not None and not folder.exists():
+        nudged_restart(root / "models" / f"float32-seed{seed}", folder, nudge_of(run), seed)
     started = time.perf_counter()
     result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": folder},
                        parameters={"dataset": "synthetic", "fold": 1, "seed": seed, "verbose": 0,
-                                   "mixed_precision": RUNS[run],
-                                   # the float32 run keeps the checkpoint the nudged run starts from
+                                   "mixed_precision": run == "mixed",
+                                   # the float32 run keeps the checkpoint the nudged runs start from
                                    "keep_checkpoints": 100})
     scores = held_out_scores(load_model(folder), examples)
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
     return {"run": run, "seed": seed, "mean_f1": scores["mean_f1"],
             "landmark_mean_error": scores["landmark_mean_error"],
             "train_seconds": summary["seconds"], "epochs_trained": summary["epochs_run_now"],
-            "status": result.status, "wall_seconds": round(time.perf_counter() - started, 1),
-            **({"nudge_ulps": nudge_ulps} if run == "nudged" else {})}
+            "status": result.status, "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
 def nudged_restart(float32_run: Path, folder: Path, ulps: int, seed: int):
@@ -107,35 +111,37 @@ def nudged_restart(float32_run: Path, folder: Path, ulps: int, seed: int):
 
 def markdown(runs: list[dict], args) -> str:
     by_key = {(r["run"], r["seed"]): r for r in runs}
-    seeds = [s for s in args.seeds if all((run, s) in by_key for run in RUNS)]
-    nudged = f"float32 nudged {args.nudge_ulps} ulp"
+    names = run_names(args)
+    seeds = [s for s in args.seeds if all((run, s) in by_key for run in names)]
+    label = {run: f"float32 nudged {nudge_of(run)} ulp" for run in names if nudge_of(run) is not None}
+    label |= {"float32": "float32", "mixed": "mixed precision"}
+    others = names[1:]
     lines = [f"Held-out average F1 / landmark mean error (fold 1, part 1), the default run's "
              f"training (synthetic preset; synthetic BP4D {args.subjects} subjects x {args.tasks} "
-             f"tasks x {args.frames} frames); {cpu_summary()}. The nudged run is the float32 run "
-             f"restarted after epoch {NUDGED_AFTER} with every weight moved by {args.nudge_ulps} "
-             f"unit(s) in the last place.", "",
-             f"| seed | float32 | {nudged} | mixed precision | {nudged} - float32 "
-             f"| mixed - float32 | train s float32 / mixed |",
-             "|---|---|---|---|---|---|---|"]
-    differences = {"nudged": [], "mixed": []}
+             f"tasks x {args.frames} frames); {cpu_summary()}. A nudged run is the float32 run "
+             f"restarted after epoch {NUDGED_AFTER} with every weight moved by that many units in "
+             f"the last place.", "",
+             "| seed | " + " | ".join(label[run] for run in names) + " | "
+             + " | ".join(f"{label[run]} - float32" for run in others)
+             + " | train s float32 / mixed |",
+             "|---|" + "---|" * (len(names) + len(others) + 1)]
+    differences = {run: [] for run in others}
     for seed in seeds:
         single = by_key["float32", seed]
-        cells = []
-        for run in ("nudged", "mixed"):
+        for run in others:
             differences[run].append(by_key[run, seed]["mean_f1"] - single["mean_f1"])
-            cells.append(f"{differences[run][-1]:+.3f}")
         lines.append(f"| {seed} | " + " | ".join(
             f"{by_key[run, seed]['mean_f1']:.3f} / {by_key[run, seed]['landmark_mean_error']:.3f}"
-            for run in RUNS) + f" | {' | '.join(cells)} "
-            f"| {single['train_seconds']:.0f} / {by_key['mixed', seed]['train_seconds']:.0f} |")
+            for run in names) + " | " + " | ".join(f"{differences[run][-1]:+.3f}" for run in others)
+            + f" | {single['train_seconds']:.0f} / {by_key['mixed', seed]['train_seconds']:.0f} |")
     if len(seeds) > 1:
         lines.append("")
-        for run, label in (("nudged", nudged), ("mixed", "mixed precision")):
-            d = differences[run]
-            lines.append(f"{label} - float32 over {len(d)} seeds: mean {statistics.mean(d):+.3f}, "
-                         f"standard error {statistics.stdev(d) / math.sqrt(len(d)):.3f}, "
-                         f"root mean square {math.sqrt(statistics.mean(x * x for x in d)):.3f}, "
-                         f"within 0.02 in {sum(abs(x) <= 0.02 for x in d)} of {len(d)}.")
+        for run, d in differences.items():
+            lines.append(f"{label[run]} - float32 over {len(d)} seeds: mean "
+                         f"{statistics.mean(d):+.3f}, standard error "
+                         f"{statistics.stdev(d) / math.sqrt(len(d)):.3f}, root mean square "
+                         f"{math.sqrt(statistics.mean(x * x for x in d)):.3f}, within 0.02 in "
+                         f"{sum(abs(x) <= 0.02 for x in d)} of {len(d)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -143,10 +149,9 @@ def main(argv=None):
     args = parse_args(argv)
     root = output_folder(args.output_dir)
     examples = preprocess(args, root)
-    runs = record_runs((train_and_score(examples, root, run, seed, args.nudge_ulps)
-                        # seed by seed, float32 first: the nudged run starts from its checkpoint,
-                        # and a benchmark cut short still compares like with like
-                        for seed in args.seeds for run in RUNS),
+    runs = record_runs((train_and_score(examples, root, run, seed)
+                        # seed by seed: a benchmark cut short still compares like with like
+                        for seed in args.seeds for run in run_names(args)),
                        root / "mixed_precision.json")
     write_table(markdown(runs, args), root / "mixed_precision.md", root / "mixed_precision.json")
     return runs
