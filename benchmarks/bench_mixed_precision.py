@@ -11,8 +11,8 @@ held-out part 1 in the precision it was trained in, as the evaluate stage scores
             every weight moved by u units in the last place, up or down at random (1 ulp: 6e-8
             to 1.2e-7 of the weight; 16384 = 2^14: 1e-3 to 2e-3, a typical bfloat16 rounding
             error, as bfloat16's ulp is 2^16 float32 ulps): how far a perturbation of that size
-            alone carries the result. The train stage resumes it as it resumes a killed run, so --nudge_ulps 0
-            gives exactly the float32 run's scores;
+            alone carries the result. The train stage resumes it as it resumes a killed run, so
+            --nudge_ulps 0 gives exactly the float32 run's scores;
   mixed     `mixed_precision` (float16 on a GPU, bfloat16 on a CPU).
 The seed fixes the initial weights and the batches, so each run differs from its float32 twin only
 in its arithmetic; float32 alone spreads over a few hundredths between seeds, which is why the
@@ -92,6 +92,9 @@ def nudged_restart(float32_run: Path, folder: Path, ulps: int, seed: int):
     from components.train.trainer import CHECKPOINT_WEIGHTS
     record = read_json(float32_run / COMPLETION_FILE, "train record")
     checkpoint = Path("checkpoints") / f"epoch-{NUDGED_AFTER:03d}"
+    if not (float32_run / checkpoint).is_dir():
+        raise SystemExit(f"{float32_run / checkpoint} is missing (a float32 run made before the "
+                         f"nudged runs existed); delete {float32_run} to train it again")
     building = folder.with_name(f".{folder.name}")
     shutil.rmtree(building, ignore_errors=True)
     shutil.copytree(float32_run / checkpoint, building / checkpoint)
@@ -113,8 +116,8 @@ def markdown(runs: list[dict], args) -> str:
     by_key = {(r["run"], r["seed"]): r for r in runs}
     names = run_names(args)
     seeds = [s for s in args.seeds if all((run, s) in by_key for run in names)]
-    label = {run: f"float32 nudged {nudge_of(run)} ulp" for run in names if nudge_of(run) is not None}
-    label |= {"float32": "float32", "mixed": "mixed precision"}
+    label = {run: run if nudge_of(run) is None else f"float32 nudged {nudge_of(run)} ulp"
+             for run in names} | {"mixed": "mixed precision"}
     others = names[1:]
     lines = [f"Held-out average F1 / landmark mean error (fold 1, part 1), the default run's "
              f"training (synthetic preset; synthetic BP4D {args.subjects} subjects x {args.tasks} "
