@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output_dir", default="artifacts/bench_mixed_precision")
     p.add_argument("--seeds", type=number_list(int), default=[0, 1, 2])
-    p.add_argument("--nudge_ulps", type=number_list(int), default=[1],
+    p.add_argument("--nudge_ulps", type=number_list(int), default=[1, 16384],
                    help="units in the last place each weight of a nudged run moves, one nudged "
                         "run per value (0: none)")
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
