@@ -177,6 +177,7 @@ def test_float16_step_on_a_gpu_policy_moves_the_weights_as_float32_does(examples
     images, labels = next(iter(ip.make_dataset(ip.part_files(examples, [2, 3]), config.num_aus,
                                                config.crop_size, training=False, batch_size=8)))
     phase = build_schedule("paper", "synthetic")[0]
+    keras.utils.set_random_seed(0)   # the same weights whatever ran before in this process
     steps = {}
     for policy in ("float32", "mixed_float16"):
         with global_dtype_policy(policy):
@@ -202,11 +203,13 @@ def test_float16_step_on_a_gpu_policy_moves_the_weights_as_float32_does(examples
         size_a, size_b = np.linalg.norm(a), np.linalg.norm(b)
         return a @ b / (size_a * size_b), size_b / size_a
 
-    cosine, ratio = agreement(list(single))
-    assert cosine > 0.95 and 0.9 < ratio < 1.1, (cosine, ratio)
-    for head in ("au_head", "alignment_head", "attention/refine"):
-        cosine, ratio = agreement([n for n in single if f"/{head}/" in n and "kernel" in n])
-        assert cosine > 0.95 and 0.9 < ratio < 1.1, (head, cosine, ratio)
+    # float16 rounding turns and resizes the step a little (over four seeds' initial weights:
+    # cosine 0.97-1.00, size ratio 0.94-1.13, the refinement kernels the farthest); a scaling
+    # mistake changes its size 128-fold.
+    for names in (list(single), *([n for n in single if f"/{head}/" in n and "kernel" in n]
+                                   for head in ("au_head", "alignment_head", "attention/refine"))):
+        cosine, ratio = agreement(names)
+        assert cosine > 0.9 and 0.75 < ratio < 1.33, (names[0], cosine, ratio)
 
 
 KILLED_RUN = textwrap.dedent("""
