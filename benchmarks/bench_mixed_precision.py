@@ -1,6 +1,7 @@
 """Does --mixed_precision cost F1? The default run's training in float32 and mixed, seed by seed.
 
     python -m benchmarks.bench_mixed_precision [--seeds 0,1,2] [--nudge_ulps 1,16384]
+                                               [--no-one_thread]
                                                [--output_dir artifacts/bench_mixed_precision]
 
 The default synthetic set is preprocessed once. For every seed, the synthetic preset's network is
@@ -13,6 +14,11 @@ held-out part 1 in the precision it was trained in, as the evaluate stage scores
             error, as bfloat16's ulp is 2^16 float32 ulps): how far a perturbation of that size
             alone carries the result. The train stage resumes it as it resumes a killed run, so
             --nudge_ulps 0 gives exactly the float32 run's scores;
+  one_thread the same float32 run with TensorFlow's intra-op pool at one thread (in a child
+            process, as the pool is fixed when TensorFlow starts): the convolutions and matrix
+            products split their sums differently, so every step rounds differently in the last
+            bit, as float32 does on a machine with another number of cores (a rerun on the same
+            machine repeats the float32 run bit for bit);
   mixed     `mixed_precision` (float16 on a GPU, bfloat16 on a CPU).
 The seed fixes the initial weights and the batches, so each run differs from its float32 twin only
 in its arithmetic; float32 alone spreads over a few hundredths between seeds, which is why the
@@ -25,8 +31,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +47,7 @@ from benchmarks.common import (
 from pipeline.synthetic import SyntheticSpec
 
 NUDGED_AFTER = 1   # the float32 run's epoch whose checkpoint a nudged run starts from
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1"}   # read by TensorFlow when it starts
 
 
 def parse_args(argv=None):
@@ -47,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--nudge_ulps", type=number_list(int), default=[1, 16384],
                    help="units in the last place each weight of a nudged run moves, one nudged "
                         "run per value (0: none)")
+    p.add_argument("--one_thread", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train each seed's float32 run on one intra-op thread")
     p.add_argument("--subjects", type=int, default=SyntheticSpec.subjects)
     p.add_argument("--tasks", type=int, default=SyntheticSpec.tasks)
     p.add_argument("--frames", type=int, default=SyntheticSpec.frames)
@@ -55,32 +67,45 @@ def parse_args(argv=None):
 
 def run_names(args) -> list[str]:
     """Seed by seed in this order: float32 first, as the nudged runs start from its checkpoint."""
-    return ["float32", *(f"nudged{ulps}" for ulps in args.nudge_ulps), "mixed"]
+    return ["float32", *(f"nudged{ulps}" for ulps in args.nudge_ulps),
+            *(["one_thread"] if args.one_thread else []), "mixed"]
 
 
 def nudge_of(run: str) -> int | None:
     return int(run.removeprefix("nudged")) if run.startswith("nudged") else None
 
 
-def train_and_score(examples: Path, root: Path, run: str, seed: int) -> dict:
-    from components.base import read_json, run_stage
-    from components.evaluate.model_io import load_model
+def train(examples: str, folder: str, run: str, seed: int) -> str:
+    """The train stage's run `run` of `seed` into `folder`; its status ("ran" or "skipped")."""
+    from components.base import run_stage
     from components.train.component import TRAIN
+    return run_stage(TRAIN, inputs={"examples": Path(examples)}, outputs={"model": Path(folder)},
+                     parameters={"dataset": "synthetic", "fold": 1, "seed": seed, "verbose": 0,
+                                 "mixed_precision": run == "mixed",
+                                 # the float32 run keeps the checkpoint nudged runs start from
+                                 "keep_checkpoints": 100}).status
+
+
+def train_and_score(examples: Path, root: Path, run: str, seed: int) -> dict:
+    from components.base import read_json
+    from components.evaluate.model_io import load_model
     folder = root / "models" / f"{run}-seed{seed}"
     if nudge_of(run) is not None and not folder.exists():
         nudged_restart(root / "models" / f"float32-seed{seed}", folder, nudge_of(run), seed)
     started = time.perf_counter()
-    result = run_stage(TRAIN, inputs={"examples": examples}, outputs={"model": folder},
-                       parameters={"dataset": "synthetic", "fold": 1, "seed": seed, "verbose": 0,
-                                   "mixed_precision": run == "mixed",
-                                   # the float32 run keeps the checkpoint the nudged runs start from
-                                   "keep_checkpoints": 100})
+    if run == "one_thread":
+        call = f"from {__spec__.name} import train; print(train({str(examples)!r}, " \
+               f"{str(folder)!r}, {run!r}, {seed}))"
+        status = subprocess.run([sys.executable, "-c", call], env=os.environ | ONE_THREAD,
+                                check=True, stdout=subprocess.PIPE, text=True).stdout.split()[-1]
+    else:
+        status = train(str(examples), str(folder), run, seed)
     scores = held_out_scores(load_model(folder), examples)
     summary = read_json(folder / "_COMPLETE.json", "train record")["summary"]
     return {"run": run, "seed": seed, "mean_f1": scores["mean_f1"],
             "landmark_mean_error": scores["landmark_mean_error"],
             "train_seconds": summary["seconds"], "epochs_trained": summary["epochs_run_now"],
-            "status": result.status, "wall_seconds": round(time.perf_counter() - started, 1)}
+            "status": status, "wall_seconds": round(time.perf_counter() - started, 1)}
 
 
 def nudged_restart(float32_run: Path, folder: Path, ulps: int, seed: int):
@@ -117,7 +142,7 @@ def markdown(runs: list[dict], args) -> str:
     names = run_names(args)
     seeds = [s for s in args.seeds if all((run, s) in by_key for run in names)]
     label = {run: run if nudge_of(run) is None else f"float32 nudged {nudge_of(run)} ulp"
-             for run in names} | {"mixed": "mixed precision"}
+             for run in names} | {"one_thread": "float32 on 1 thread", "mixed": "mixed precision"}
     others = names[1:]
     lines = [f"Held-out average F1 / landmark mean error (fold 1, part 1), the default run's "
              f"training (synthetic preset; synthetic BP4D {args.subjects} subjects x {args.tasks} "
