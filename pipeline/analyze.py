@@ -53,6 +53,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.base import UserError
 from pipeline.align import AlignmentError, align_face, transform_points
+from pipeline.sources import imageio
 from pipeline.sources.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.tracking import REDETECT_EVERY
 from schemas.face import NUM_LANDMARKS, au_name
@@ -330,27 +331,13 @@ def read_image(path: str) -> np.ndarray | None:
 
 def video_frames(path: str):
     """(frame number from 1, timestamp s, RGB uint8 frame) of a video, and its frames/s first."""
-    import cv2
-
     local, temporary = _local_copy(path)
-    capture = cv2.VideoCapture(local)
     try:
-        if not capture.isOpened():
-            raise UserError(f"{path}: OpenCV cannot open this video")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        yield fps
-        number = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            number += 1
-            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            if stamp <= 0 and number > 1 and fps > 0:   # containers without timestamps
-                stamp = (number - 1) / fps
-            yield number, stamp, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if not imageio.video_opens(local):
+            raise UserError(f"{path}: {imageio.CANNOT_OPEN_VIDEO}")
+        yield imageio.video_fps(local)
+        yield from imageio.video_frames(local)
     finally:
-        capture.release()
         if temporary:
             os.unlink(local)
 
@@ -578,16 +565,9 @@ def analyze(inputs, model: str, output_dir: str, beam_args=(), *, sequence: bool
 
 def _check_video(unit: Unit) -> None:
     """A local video OpenCV cannot open is the user's to fix before the job starts."""
-    if unit.kind != "video" or _is_remote(unit.paths[0]):
-        return
-    import cv2
-
-    capture = cv2.VideoCapture(unit.paths[0])
-    opened = capture.isOpened()
-    capture.release()
-    if not opened:
-        raise UserError(f"{unit.paths[0]}: OpenCV cannot open this video (damaged, or a codec "
-                        "this OpenCV build lacks); convert it, e.g. to H.264 MP4 or MJPEG AVI")
+    path = unit.paths[0]
+    if unit.kind == "video" and not _is_remote(path) and not imageio.video_opens(path):
+        raise UserError(f"{path}: {imageio.CANNOT_OPEN_VIDEO}")
 
 
 def summary_line(summary: dict) -> str:

@@ -62,3 +62,42 @@ def read_image(path) -> tuple[np.ndarray | None, str | None]:
     if image is None:
         return None, "image unreadable: OpenCV cannot decode it"
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), None
+
+
+# The one message for a video OpenCV cannot open, wherever it is found (after "<path>: ").
+CANNOT_OPEN_VIDEO = ("OpenCV cannot open this video (damaged, or a codec this OpenCV build lacks); "
+                     "convert it, e.g. to H.264 MP4 or MJPEG AVI")
+
+
+def video_opens(path) -> bool:
+    capture = cv2.VideoCapture(str(path))
+    opened = capture.isOpened()
+    capture.release()
+    return opened
+
+
+def video_fps(path) -> float:
+    """The frame rate a video's container declares, or 0.0 when it declares none."""
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    capture.release()
+    return fps
+
+
+def video_frames(path):
+    """(frame number from 1, timestamp in s, RGB uint8 image) of each frame of a local video."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        number = 0
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            number += 1
+            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            if stamp <= 0 and number > 1 and fps > 0:   # containers without timestamps
+                stamp = (number - 1) / fps
+            yield number, stamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()

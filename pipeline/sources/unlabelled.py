@@ -30,7 +30,6 @@ import csv
 import os
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from schemas.face import IBUG_68_TO_49, NUM_LANDMARKS
@@ -50,13 +49,8 @@ def validate_root(root) -> None:
     opens and landmark CSV names its columns as the module doc says."""
     for unit in list_units(root):
         if "video" in unit.paths:
-            capture = cv2.VideoCapture(unit.paths["video"])
-            opened = capture.isOpened()
-            capture.release()
-            if not opened:
-                raise DatasetLayoutError(
-                    f"{unit.paths['video']}: OpenCV cannot open this video (damaged, or a codec "
-                    "this OpenCV build lacks); convert it, e.g. to H.264 MP4 or MJPEG AVI")
+            if not imageio.video_opens(unit.paths["video"]):
+                raise DatasetLayoutError(f"{unit.paths['video']}: {imageio.CANNOT_OPEN_VIDEO}")
         if "landmarks" in unit.paths:
             _columns(unit.paths["landmarks"])
 
@@ -185,17 +179,8 @@ def _frames(unit: SourceUnit):
             yield number, image, path, problem
         return
     path = unit.paths["video"]
-    capture = cv2.VideoCapture(path)
-    try:
-        number = 0
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            number += 1
-            yield number, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f"{path}#{number - 1}", None
-    finally:
-        capture.release()
+    for number, _, image in imageio.video_frames(path):
+        yield number, image, f"{path}#{number - 1}", None
 
 
 def _tracked(unit: SourceUnit) -> dict[int, np.ndarray]:
