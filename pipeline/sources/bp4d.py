@@ -130,15 +130,11 @@ def read_unit(unit: SourceUnit, landmark_offset: int = DEFAULT_LANDMARK_OFFSET,
         else:
             problem = images.problem or (None if image_path else "image missing")
         seen.add(frame)
-        landmarks = None
-        if problem is None:
-            landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
-        image = None
-        if problem is None and decode_images:
-            image, problem = imageio.read_jpeg(image_path)
+        image, landmarks, problem = _frame_data(problem, entries, entry, file_problem, image_path,
+                                                decode_images)
         yield RawFrame(
             dataset=unit.dataset, subject=unit.subject, task=unit.task, frame=frame,
-            image=image, landmarks=landmarks if problem is None else None, au=codes,
+            image=image, landmarks=landmarks, au=codes,
             image_source=image_path or os.path.join(images.folder, image_name(unit.subject, frame)),
             landmark_source=f"{landmarks_path}#{entry}", problem=problem,
             landmark_pairing=pairing)
@@ -157,15 +153,24 @@ def _uncoded_frames(unit, images, coded, entries, anchor, file_problem, pairing,
         if frame in coded or not (file_problem or 0 <= entry < len(entries)):
             continue
         image_path = images.path(frame)
-        landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
-        image = None
-        if problem is None and decode_images:
-            image, problem = imageio.read_jpeg(image_path)
+        image, landmarks, problem = _frame_data(None, entries, entry, file_problem, image_path,
+                                                decode_images)
         yield RawFrame(
             dataset=unit.dataset, subject=unit.subject, task=unit.task, frame=frame,
-            image=image, landmarks=landmarks if problem is None else None, au=not_coded.copy(),
+            image=image, landmarks=landmarks, au=not_coded.copy(),
             image_source=image_path, landmark_source=f"{unit.paths['landmarks']}#{entry}",
             problem=problem, landmark_pairing=pairing, coded=False)
+
+
+def _frame_data(problem, entries, entry, file_problem, image_path, decode_images):
+    """(image or None, landmarks or None, problem) of a frame: its landmark entry and then its
+    image are read only while no problem has set it aside."""
+    landmarks = image = None
+    if problem is None:
+        landmarks, problem = (None, file_problem) if file_problem else _landmarks(entries, entry)
+    if problem is None and decode_images:
+        image, problem = imageio.read_jpeg(image_path)
+    return image, (landmarks if problem is None else None), problem
 
 
 def landmark_anchor(entries: int, frames: np.ndarray, image_numbers,
