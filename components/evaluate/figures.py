@@ -69,8 +69,13 @@ def attention_figure(path: str | Path, faces: np.ndarray, initial: np.ndarray, r
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap="jet"), cax=bar)
     bar.tick_params(labelsize=7)
     bar.set_ylabel("attention weight", fontsize=7)
+    return _save(fig, path, title, 1 - 0.08 / height, dpi)
+
+
+def _save(fig, path, title, title_top: float, dpi: int) -> Path:
+    """Title the figure (its top at `title_top`, a fraction of its height) and write it."""
     if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.08 / height, va="top")
+        fig.suptitle(title, fontsize=9, y=title_top, va="top")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
@@ -165,9 +170,4 @@ def _image_rows(path, columns, captions, title, dpi, arrows=None) -> Path:
             if j == 0 and captions:
                 ax.set_ylabel(captions[i], fontsize=7)
             _bare(ax)
-    if title:
-        fig.suptitle(title, fontsize=9, y=1 - 0.06 / height, va="top")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return _save(fig, path, title, 1 - 0.06 / height, dpi)
