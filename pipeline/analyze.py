@@ -333,10 +333,12 @@ def video_frames(path: str):
     """(frame number from 1, timestamp s, RGB uint8 frame) of a video, and its frames/s first."""
     local, temporary = _local_copy(path)
     try:
-        if not imageio.video_opens(local):
+        video = imageio.open_video(local)
+        if video is None:
             raise UserError(f"{path}: {imageio.CANNOT_OPEN_VIDEO}")
-        yield imageio.video_fps(local)
-        yield from imageio.video_frames(local)
+        fps, frames = video
+        yield fps
+        yield from frames
     finally:
         if temporary:
             os.unlink(local)

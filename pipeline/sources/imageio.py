@@ -76,19 +76,19 @@ def video_opens(path) -> bool:
     return opened
 
 
-def video_fps(path) -> float:
-    """The frame rate a video's container declares, or 0.0 when it declares none."""
+def open_video(path):
+    """(frames/s the container declares or 0.0, iterator of (frame number from 1, timestamp in s,
+    RGB uint8 image)) of a local video, or None when OpenCV cannot open it."""
     capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        return None
     fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    capture.release()
-    return fps
+    return fps, _read_frames(capture, fps)
 
 
-def video_frames(path):
-    """(frame number from 1, timestamp in s, RGB uint8 image) of each frame of a local video."""
-    capture = cv2.VideoCapture(str(path))
+def _read_frames(capture, fps: float):
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         number = 0
         while True:
             ok, bgr = capture.read()

@@ -179,7 +179,10 @@ def _frames(unit: SourceUnit):
             yield number, image, path, problem
         return
     path = unit.paths["video"]
-    for number, _, image in imageio.video_frames(path):
+    video = imageio.open_video(path)
+    if video is None:
+        raise DatasetLayoutError(f"{path}: {imageio.CANNOT_OPEN_VIDEO}")
+    for number, _, image in video[1]:
         yield number, image, f"{path}#{number - 1}", None
 
 
