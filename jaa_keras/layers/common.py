@@ -53,9 +53,10 @@ class GroupedConv2D(layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         compute_dtype = inputs.dtype
-        if compute_dtype == tf.bfloat16 and not _gpu_present():
+        if compute_dtype in (tf.bfloat16, tf.float16) and not _gpu_present():
             # TensorFlow has no CPU gradient for a bfloat16 grouped convolution (training under
-            # mixed_bfloat16 stopped at its first step), so on a CPU these run in float32.
+            # mixed_bfloat16 stopped at its first step), nor for a float16 one where oneDNN lacks
+            # float16 (AMD EPYC without AVX-512 here), so on a CPU these run in float32.
             inputs, kernel = tf.cast(inputs, tf.float32), tf.cast(kernel, tf.float32)
         outputs = tf.nn.conv2d(inputs, kernel, strides=self.strides,
                                padding=self.padding.upper(), dilations=self.dilation_rate)
