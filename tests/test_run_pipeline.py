@@ -12,6 +12,7 @@ import run_pipeline
 from components.base import STAGING_DIR
 from components.startup import configure_logging
 from tests._processes import kill_once_exists
+from tests._cli import assert_refused
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,13 +114,7 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED)
 def test_bad_flags_are_one_parser_error(case, capsys):
-    argv, message = REFUSED[case]
-    with pytest.raises(SystemExit) as stop:
-        run_pipeline.parse(argv)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
-    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert_refused(*REFUSED[case], capsys)
 
 
 @pytest.fixture(scope="module")

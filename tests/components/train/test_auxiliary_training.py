@@ -9,6 +9,7 @@ from components.train import input_pipeline as ip
 from components.train.component import TRAIN
 from components.train.trainer import TrainingData, validation_subjects
 from jaa_keras import preset
+from tests._cli import assert_refused
 from tests._tiny_records import write_tiny_dataset
 
 TINY = {"width_unit": 1, "crop_size": 32, "hidden_units": 16}
@@ -73,13 +74,7 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED)
 def test_bad_auxiliary_flags_are_one_parser_error(case, capsys):
-    argv, message = REFUSED[case]
-    with pytest.raises(SystemExit) as stop:
-        run_pipeline.parse(argv)
-    assert stop.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
-    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert_refused(*REFUSED[case], capsys)
 
 
 @pytest.mark.parametrize("params, error, message", [
