@@ -11,8 +11,8 @@ import pytest
 import run_pipeline
 from components.base import STAGING_DIR
 from components.startup import configure_logging
-from tests._processes import kill_once_exists
 from tests._cli import assert_refused
+from tests._processes import kill_once_exists
 
 REPO = Path(__file__).resolve().parents[1]
 
