@@ -54,7 +54,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.base import UserError
 from pipeline.align import AlignmentError, align_face, transform_points
 from pipeline.sources import imageio
-from pipeline.sources.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.tracking import REDETECT_EVERY
 from schemas.face import NUM_LANDMARKS, au_name
 
@@ -108,7 +107,11 @@ def _is_remote(path: str) -> bool:
 
 def _kind(path: str) -> str | None:
     suffix = os.path.splitext(path)[1].lower()
-    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+    return ("image" if suffix in imageio.IMAGE_SUFFIXES
+            else "video" if suffix in imageio.VIDEO_SUFFIXES else None)
+
+
+_KNOWN_ENDINGS = ", ".join(sorted(imageio.IMAGE_SUFFIXES | imageio.VIDEO_SUFFIXES))
 
 
 def _list(pattern: str) -> list[str]:
@@ -128,7 +131,7 @@ def expand_inputs(inputs, sequence: bool = False) -> list[Unit]:
             videos = [f for f in files if _kind(f) == "video"]
             if not images and not videos:
                 raise UserError(f"--input {given}: the folder holds no image or video files "
-                                f"({', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))})")
+                                f"({_KNOWN_ENDINGS})")
             if sequence and images:
                 units.append(Unit(Path(given.rstrip("/")).name or "sequence", "sequence",
                                   tuple(images)))
@@ -150,7 +153,7 @@ def expand_inputs(inputs, sequence: bool = False) -> list[Unit]:
                 if glob.has_magic(given):
                     continue   # a glob may also match other files
                 raise UserError(f"--input {path}: not an image or video file by its name; "
-                                f"known endings: {', '.join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))}")
+                                f"known endings: {_KNOWN_ENDINGS}")
             if sequence and kind == "image" and glob.has_magic(given):
                 units.append(Unit(Path(given).parent.name or "sequence", "sequence", tuple(
                     m for m in matches if _kind(m) == "image")))
